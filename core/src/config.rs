@@ -1,0 +1,351 @@
+//! Everything the gateway is told: upstream addresses, credentials, prices, FX and limits.
+//! One type with documented defaults; the proxy server fills it from TOML and the
+//! environment, the bindings from the environment and keyword arguments.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::vendor::Vendor;
+
+/// A vendor credential. `Debug` never prints the secret.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The real credentials for one vendor.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// Stripe secret key or Resend API key, sent as `Authorization: Bearer`.
+    Bearer(Secret),
+    /// Twilio account SID and auth token, sent as HTTP Basic; the SID also replaces the
+    /// agent's SID in `/Accounts/{sid}/` paths.
+    Twilio {
+        account_sid: String,
+        auth_token: Secret,
+    },
+}
+
+/// Where and how to reach one vendor.
+#[derive(Clone, Debug)]
+pub struct VendorUpstream {
+    /// Base URL, e.g. `https://api.stripe.com`. Only this host is ever contacted.
+    pub base_url: url::Url,
+    /// `None`: the vendor is unconfigured and its routes answer 503.
+    pub credentials: Option<Credentials>,
+}
+
+/// Prices, FX rates and per-country SMS rates. All money is micro-USD.
+#[derive(Clone, Debug)]
+pub struct Pricing {
+    /// µUSD for one major unit of each currency (upper-case ISO code). A currency missing here
+    /// cannot be priced and its calls are refused.
+    pub fx_micros_per_unit: BTreeMap<String, i64>,
+    /// µUSD per SMS segment, keyed by the E.164 calling-code prefix of `To` ("1", "44", ...).
+    /// Longest prefix wins; a number matching none is priced at the highest rate in the table.
+    pub twilio_sms_segment_micros: BTreeMap<String, i64>,
+    /// µUSD per MMS message (a message with `MediaUrl`).
+    pub twilio_mms_micros: i64,
+    /// µUSD per minute of a voice call, applied to `TimeLimit`; a call without `TimeLimit`
+    /// cannot be priced.
+    pub twilio_call_minute_micros: i64,
+    /// µUSD per email recipient (to + cc + bcc).
+    pub resend_email_micros: i64,
+}
+
+impl Default for Pricing {
+    fn default() -> Self {
+        // Rates are deliberately on the high side of 2026 market rates: an estimate above the
+        // actual cost keeps the cap exact (DESIGN.md, ledger invariant).
+        let fx: &[(&str, i64)] = &[
+            ("USD", 1_000_000),
+            ("EUR", 1_100_000),
+            ("GBP", 1_300_000),
+            ("JPY", 7_000),
+            ("CAD", 750_000),
+            ("AUD", 680_000),
+            ("CHF", 1_200_000),
+            ("SEK", 100_000),
+            ("NOK", 100_000),
+            ("DKK", 150_000),
+            ("INR", 12_500),
+            ("KRW", 760),
+            ("SGD", 780_000),
+            ("HKD", 130_000),
+            ("MXN", 58_000),
+            ("BRL", 200_000),
+            ("KWD", 3_300_000),
+            ("BHD", 2_700_000),
+            ("JOD", 1_420_000),
+            ("OMR", 2_600_000),
+            ("TND", 340_000),
+            ("ISK", 8_000),
+            ("HUF", 2_900),
+            ("TWD", 33_000),
+            ("NZD", 620_000),
+            ("PLN", 270_000),
+            ("CZK", 46_000),
+            ("ZAR", 58_000),
+            ("CLP", 1_100),
+            ("VND", 42),
+        ];
+        let sms: &[(&str, i64)] = &[
+            ("1", 8_300),    // US, Canada
+            ("44", 52_400),  // United Kingdom
+            ("49", 113_000), // Germany
+            ("33", 88_000),  // France
+            ("34", 90_000),  // Spain
+            ("39", 90_000),  // Italy
+            ("31", 115_000), // Netherlands
+            ("61", 61_000),  // Australia
+            ("81", 92_000),  // Japan
+            ("91", 83_000),  // India
+            ("55", 63_000),  // Brazil
+            ("52", 60_000),  // Mexico
+            ("65", 55_000),  // Singapore
+            ("353", 95_000), // Ireland
+            ("86", 60_000),  // China
+        ];
+        Pricing {
+            fx_micros_per_unit: fx.iter().map(|(c, r)| (c.to_string(), *r)).collect(),
+            twilio_sms_segment_micros: sms.iter().map(|(c, r)| (c.to_string(), *r)).collect(),
+            twilio_mms_micros: 25_000,
+            twilio_call_minute_micros: 140_000,
+            resend_email_micros: 900,
+        }
+    }
+}
+
+impl Pricing {
+    pub fn validate(&self) -> Result<()> {
+        for (code, rate) in &self.fx_micros_per_unit {
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(Error::Config(format!(
+                    "fx: currency code {code:?} must be three upper-case letters"
+                )));
+            }
+            if *rate <= 0 {
+                return Err(Error::Config(format!("fx.{code}: rate must be positive")));
+            }
+        }
+        if self.twilio_sms_segment_micros.is_empty() {
+            return Err(Error::Config(
+                "twilio_sms_rates: the table must have at least one entry".into(),
+            ));
+        }
+        for (prefix, rate) in &self.twilio_sms_segment_micros {
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::Config(format!(
+                    "twilio_sms_rates: {prefix:?} must be a calling code of digits, e.g. \"44\""
+                )));
+            }
+            if *rate < 0 {
+                return Err(Error::Config(format!(
+                    "twilio_sms_rates.{prefix}: rate must not be negative"
+                )));
+            }
+        }
+        for (name, v) in [
+            ("twilio_mms_usd", self.twilio_mms_micros),
+            ("twilio_call_minute_usd", self.twilio_call_minute_micros),
+            ("resend_email_usd", self.resend_email_micros),
+        ] {
+            if v < 0 {
+                return Err(Error::Config(format!("{name} must not be negative")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole gateway configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub stripe: VendorUpstream,
+    pub twilio: VendorUpstream,
+    pub resend: VendorUpstream,
+    pub pricing: Pricing,
+    /// Largest request body forwarded (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Largest response body read back from a vendor (default 16 MiB).
+    pub max_response_bytes: usize,
+    pub connect_timeout: Duration,
+    /// Time allowed for the vendor's whole answer after the request was sent.
+    pub request_timeout: Duration,
+    /// Longest TTL a key may be issued with.
+    pub max_key_ttl: Duration,
+}
+
+pub const DEFAULT_STRIPE_URL: &str = "https://api.stripe.com";
+pub const DEFAULT_TWILIO_URL: &str = "https://api.twilio.com";
+pub const DEFAULT_RESEND_URL: &str = "https://api.resend.com";
+
+impl Default for Config {
+    fn default() -> Self {
+        let up = |u: &str| VendorUpstream {
+            base_url: url::Url::parse(u).expect("default vendor URL is valid"),
+            credentials: None,
+        };
+        Config {
+            stripe: up(DEFAULT_STRIPE_URL),
+            twilio: up(DEFAULT_TWILIO_URL),
+            resend: up(DEFAULT_RESEND_URL),
+            pricing: Pricing::default(),
+            max_body_bytes: 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            max_key_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults plus whatever the environment sets (see DESIGN.md, Environment). Variables
+    /// that are set but empty count as unset.
+    pub fn from_env() -> Result<Self> {
+        let mut c = Config::default();
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    /// Apply environment-style settings through `get` (testable without touching the process
+    /// environment).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(k) = get("STRIPE_SECRET_KEY") {
+            self.stripe.credentials = Some(Credentials::Bearer(Secret::new(k.trim())));
+        }
+        if let Some(k) = get("RESEND_API_KEY") {
+            self.resend.credentials = Some(Credentials::Bearer(Secret::new(k.trim())));
+        }
+        match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")) {
+            (Some(sid), Some(tok)) => {
+                self.twilio.credentials = Some(twilio_credentials(sid.trim(), tok.trim())?);
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is not; set both".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "TWILIO_AUTH_TOKEN is set but TWILIO_ACCOUNT_SID is not; set both".into(),
+                ))
+            }
+        }
+        for (var, vendor) in [
+            ("VENDORGATE_STRIPE_URL", Vendor::Stripe),
+            ("VENDORGATE_TWILIO_URL", Vendor::Twilio),
+            ("VENDORGATE_RESEND_URL", Vendor::Resend),
+        ] {
+            if let Some(u) = get(var) {
+                self.upstream_mut(vendor).base_url = parse_upstream_url(var, &u)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn upstream(&self, v: Vendor) -> &VendorUpstream {
+        match v {
+            Vendor::Stripe => &self.stripe,
+            Vendor::Twilio => &self.twilio,
+            Vendor::Resend => &self.resend,
+        }
+    }
+
+    pub fn upstream_mut(&mut self, v: Vendor) -> &mut VendorUpstream {
+        match v {
+            Vendor::Stripe => &mut self.stripe,
+            Vendor::Twilio => &mut self.twilio,
+            Vendor::Resend => &mut self.resend,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.pricing.validate()?;
+        if self.max_body_bytes == 0 {
+            return Err(Error::Config("max_body_bytes must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Build Twilio credentials, checking the SID's shape so a mix-up fails at start, not later.
+pub fn twilio_credentials(sid: &str, token: &str) -> Result<Credentials> {
+    if !(sid.starts_with("AC") && sid.len() >= 4 && sid.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(Error::Config(
+            "TWILIO_ACCOUNT_SID must be an account SID starting with AC".into(),
+        ));
+    }
+    Ok(Credentials::Twilio {
+        account_sid: sid.to_string(),
+        auth_token: Secret::new(token),
+    })
+}
+
+/// Parse an upstream base URL: http or https, a host, no credentials, no query.
+pub fn parse_upstream_url(field: &str, text: &str) -> Result<url::Url> {
+    let u = url::Url::parse(text.trim())
+        .map_err(|e| Error::Config(format!("{field}: {text:?} is not a URL ({e})")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(Error::Config(format!(
+            "{field}: {text:?} must be an http:// or https:// URL with a host"
+        )));
+    }
+    if !u.username().is_empty() || u.password().is_some() || u.query().is_some() {
+        return Err(Error::Config(format!(
+            "{field}: the URL must not carry credentials or a query"
+        )));
+    }
+    Ok(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_configures_vendors_and_rejects_half_twilio() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "STRIPE_SECRET_KEY" => Some("sk_test_x".into()),
+            "VENDORGATE_STRIPE_URL" => Some("http://127.0.0.1:9".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(c.stripe.credentials.is_some());
+        assert!(c.twilio.credentials.is_none());
+        assert_eq!(c.stripe.base_url.as_str(), "http://127.0.0.1:9/");
+        let mut c = Config::default();
+        let err = c
+            .apply_env(|k| (k == "TWILIO_ACCOUNT_SID").then(|| "AC123".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Credentials::Bearer(Secret::new("sk_live_verysecret"));
+        assert!(!format!("{c:?}").contains("verysecret"));
+    }
+}

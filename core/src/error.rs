@@ -1,0 +1,200 @@
+//! The one error type of the core. Every refusal a request can meet is a variant here, so the
+//! edges (proxy server, Python, Node) map one enum to HTTP statuses and language exceptions.
+
+use crate::vendor::Vendor;
+
+/// Why a vault key was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No vault key was found where the vendor's SDK puts its key.
+    Missing,
+    /// The key is not one this gateway issued.
+    UnknownKey,
+    /// The key was revoked.
+    KeyRevoked,
+    /// The key is past its `expires_at`.
+    KeyExpired,
+}
+
+impl AuthFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing_key",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::KeyRevoked => "key_revoked",
+            AuthFailure::KeyExpired => "key_expired",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}", auth_message(*.0))]
+    Unauthorized(AuthFailure),
+
+    #[error("the request path cannot be checked safely: {0}; send a plain path without dot segments, empty segments, encoded slashes, NUL or non-ASCII characters")]
+    BadPath(String),
+
+    #[error("{0}")]
+    BadRequest(String),
+
+    #[error("this vault key may not call {method} {path}; ask for a key whose allowed_endpoints include it")]
+    EndpointNotAllowed { method: String, path: String },
+
+    #[error("the gateway cannot price this call, so it will not forward it: {0}")]
+    CannotPrice(String),
+
+    #[error("spend cap exceeded: this call is estimated at ${estimate} and the key's {window} cap is ${cap} with ${spent} already counted; issue a key with a higher cap or wait for the window to reset")]
+    SpendCapExceeded {
+        window: CapWindow,
+        cap: String,
+        spent: String,
+        estimate: String,
+        cap_micros: i64,
+        spent_micros: i64,
+    },
+
+    #[error("{0}")]
+    DuplicateRequest(String),
+
+    #[error("request body is {size} bytes, over the gateway's limit of {limit} bytes")]
+    BodyTooLarge { size: usize, limit: usize },
+
+    #[error("vendor {0} is not configured on this gateway: set its credentials (see README, Configuration) and restart")]
+    VendorNotConfigured(Vendor),
+
+    #[error("the gateway's store is unavailable, so no request is forwarded: {0}")]
+    Store(#[from] StoreError),
+
+    #[error("upstream {vendor} {kind}: {detail}")]
+    Upstream {
+        vendor: Vendor,
+        kind: UpstreamFailure,
+        detail: String,
+    },
+
+    #[error("invalid {field}: {message}")]
+    InvalidInput { field: String, message: String },
+
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+fn auth_message(f: AuthFailure) -> &'static str {
+    match f {
+        AuthFailure::Missing => {
+            "no vault key was sent: put the vk_ key where the vendor SDK puts its API key"
+        }
+        AuthFailure::UnknownKey => {
+            "this vault key is not known to the gateway: issue a new key for the run"
+        }
+        AuthFailure::KeyRevoked => "this vault key was revoked: issue a new key for the run",
+        AuthFailure::KeyExpired => "this vault key has expired: issue a new key for the run",
+    }
+}
+
+/// Which cap a refused reservation would have crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapWindow {
+    Run,
+    Daily,
+}
+
+impl std::fmt::Display for CapWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CapWindow::Run => "max_usd (whole run)",
+            CapWindow::Daily => "daily_usd_cap (UTC day)",
+        })
+    }
+}
+
+/// What went wrong talking to the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The connection was never made: nothing reached the vendor.
+    ConnectFailed,
+    /// The request may have reached the vendor, but no (complete) answer came in time.
+    Timeout,
+    /// The connection broke after the request was sent, or the answer was unusable.
+    Broken,
+}
+
+impl std::fmt::Display for UpstreamFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UpstreamFailure::ConnectFailed => "could not be reached (nothing was sent)",
+            UpstreamFailure::Timeout => "did not answer in time (the call may have gone through; its reservation stays counted)",
+            UpstreamFailure::Broken => "connection failed after the request was sent (the call may have gone through; its reservation stays counted)",
+        })
+    }
+}
+
+/// A failure of the store. The message never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database file error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database schema version {found} is newer than this build supports ({supported}); upgrade vendorgate")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("store task failed: {0}")]
+    Task(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// The HTTP status the gateway answers with for this refusal.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Unauthorized(_) => 401,
+            Error::BadPath(_) | Error::BadRequest(_) | Error::CannotPrice(_) => 400,
+            Error::InvalidInput { .. } | Error::Config(_) => 400,
+            Error::EndpointNotAllowed { .. } => 403,
+            Error::SpendCapExceeded { .. } => 402,
+            Error::DuplicateRequest(_) => 409,
+            Error::BodyTooLarge { .. } => 413,
+            Error::VendorNotConfigured(_) | Error::Store(_) => 503,
+            Error::Upstream { kind, .. } => match kind {
+                UpstreamFailure::Timeout => 504,
+                _ => 502,
+            },
+            Error::NotFound(_) => 404,
+        }
+    }
+
+    /// A stable reason code: the `decision` column of the audit log, the suffix of the
+    /// `vendorgate_<reason>` error code, and the `code` of binding exceptions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Unauthorized(f) => f.code(),
+            Error::BadPath(_) => "bad_path",
+            Error::BadRequest(_) => "bad_request",
+            Error::EndpointNotAllowed { .. } => "endpoint_not_allowed",
+            Error::CannotPrice(_) => "cannot_price",
+            Error::SpendCapExceeded { .. } => "spend_cap_exceeded",
+            Error::DuplicateRequest(_) => "duplicate_request",
+            Error::BodyTooLarge { .. } => "body_too_large",
+            Error::VendorNotConfigured(_) => "vendor_not_configured",
+            Error::Store(_) => "store_error",
+            Error::Upstream { .. } => "upstream_error",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Config(_) => "config_error",
+            Error::NotFound(_) => "not_found",
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,131 @@
+//! The store: keys, the spend ledger, object memory and the audit log.
+//!
+//! The trait is synchronous on purpose: the gateway calls it from `spawn_blocking`, so an
+//! implementation may use a blocking driver. Each method is one atomic unit (one SQLite
+//! transaction; for PostgreSQL one transaction or one conditional statement), which is what
+//! keeps the ledger invariant across processes.
+
+use serde::Serialize;
+
+use crate::audit::AuditRow;
+use crate::error::{CapWindow, StoreError};
+use crate::keys::{KeyHash, KeyRecord};
+use crate::vendor::{MoneyState, Remembered};
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Ask for room under the key's caps.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    pub key_id: String,
+    /// The UTC day (`YYYY-MM-DD`) the spend is counted in.
+    pub day: String,
+    pub now_ms: i64,
+    /// Estimated cost of the call, µUSD.
+    pub estimate: i64,
+    /// The vendor object the call acts on: money already counted for it is subtracted.
+    pub object_id: Option<String>,
+    /// `(Idempotency-Key, fingerprint of method + path + body)`.
+    pub idempotency: Option<(String, [u8; 32])>,
+    pub max_usd: Option<i64>,
+    pub daily_usd_cap: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Room was found; `counted` µUSD now count against the caps.
+    Reserved { spend_id: i64, counted: i64 },
+    /// The same idempotent request was already counted: forward it, count nothing new.
+    Replay { spend_id: i64 },
+    /// The same idempotency key is on a call still in flight.
+    InFlight,
+    /// The idempotency key was used with a different request.
+    Conflict,
+    /// The call would cross a cap.
+    OverCap {
+        window: CapWindow,
+        cap: i64,
+        spent: i64,
+    },
+}
+
+/// Settle one reservation with what the vendor's answer says.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub spend_id: i64,
+    pub state: MoneyState,
+    pub cost: i64,
+    pub object_id: Option<String>,
+    /// The state and cost describe the whole object: earlier records of it are replaced.
+    pub authoritative: bool,
+}
+
+/// Update what is recorded for an object from a pass-through read.
+#[derive(Debug, Clone)]
+pub struct Reconcile {
+    pub key_id: String,
+    pub object_id: String,
+    pub state: MoneyState,
+    pub cost: i64,
+}
+
+/// Everything that happens after the vendor answers (or the request is refused), written in
+/// one transaction so the audit row and the ledger never disagree.
+#[derive(Debug, Clone, Default)]
+pub struct Finish {
+    pub settle: Option<Settle>,
+    pub reconcile: Option<Reconcile>,
+    pub remember: Option<(String, String, Remembered)>,
+    pub audit: Option<AuditRow>,
+}
+
+/// What a key has counted, µUSD.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Moved or committed.
+    pub spent: i64,
+    /// Pending at the vendor or unknown.
+    pub pending: i64,
+    /// Reserved for calls in flight.
+    pub reserved: i64,
+    /// Everything counted today (UTC).
+    pub today: i64,
+    /// Everything counted over the key's life.
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub run_id: Option<String>,
+    /// Only keys neither revoked nor expired at `now_ms`.
+    pub active_at_ms: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub key_id: Option<String>,
+    pub run_id: Option<String>,
+    pub since_ms: Option<i64>,
+    pub after_id: Option<i64>,
+    pub limit: usize,
+}
+
+pub trait Store: Send + Sync + 'static {
+    fn insert_key(&self, record: &KeyRecord, hash: &KeyHash) -> Result<(), StoreError>;
+    fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError>;
+    fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    /// Mark revoked; `false` if no such key. Revoking twice keeps the first time.
+    fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
+    /// One atomic check of every cap window plus the insert.
+    fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError>;
+    fn finish(&self, finish: &Finish) -> Result<(), StoreError>;
+    fn recall(&self, key_id: &str, object_id: &str) -> Result<Option<Remembered>, StoreError>;
+    fn usage(&self, key_id: &str, day: &str) -> Result<Usage, StoreError>;
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+    /// Cheap liveness check for `/healthz`.
+    fn ping(&self) -> Result<(), StoreError>;
+}

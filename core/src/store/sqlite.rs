@@ -1,0 +1,508 @@
+//! SQLite store: WAL, versioned schema, one `BEGIN IMMEDIATE` transaction per operation so
+//! several processes sharing the file keep the ledger invariant.
+
+use std::path::Path;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{AuditQuery, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Store, Usage};
+use crate::audit::AuditRow;
+use crate::error::{CapWindow, StoreError};
+use crate::keys::{KeyHash, KeyRecord, Policy};
+use crate::vendor::{MoneyState, Remembered};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE keys (
+    key_id        TEXT PRIMARY KEY,
+    key_hash      BLOB NOT NULL UNIQUE,
+    vendor        TEXT NOT NULL,
+    policy        TEXT NOT NULL,
+    run_id        TEXT,
+    metadata      TEXT,
+    created_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+);
+CREATE INDEX keys_run ON keys(run_id);
+CREATE TABLE spends (
+    spend_id      INTEGER PRIMARY KEY,
+    key_id        TEXT NOT NULL,
+    day           TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    estimate      INTEGER NOT NULL,
+    amount        INTEGER NOT NULL,
+    object_id     TEXT,
+    idem_key      TEXT,
+    idem_fp       BLOB,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX spends_idem ON spends(key_id, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX spends_key ON spends(key_id, state, day);
+CREATE INDEX spends_object ON spends(key_id, object_id) WHERE object_id IS NOT NULL;
+CREATE TABLE objects (
+    key_id        TEXT NOT NULL,
+    object_id     TEXT NOT NULL,
+    micros        INTEGER NOT NULL,
+    currency      TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (key_id, object_id)
+);
+CREATE TABLE audit (
+    id                  INTEGER PRIMARY KEY,
+    time_ms             INTEGER NOT NULL,
+    key_id              TEXT,
+    run_id              TEXT,
+    vendor              TEXT,
+    method              TEXT NOT NULL,
+    endpoint            TEXT NOT NULL,
+    decision            TEXT NOT NULL,
+    status              INTEGER NOT NULL,
+    upstream_status     INTEGER,
+    estimate            INTEGER NOT NULL,
+    cost                INTEGER NOT NULL,
+    money_state         TEXT,
+    latency_us          INTEGER NOT NULL,
+    upstream_latency_us INTEGER,
+    idempotency_key     TEXT,
+    vendor_request_id   TEXT,
+    message             TEXT
+);
+CREATE INDEX audit_key ON audit(key_id, id);
+CREATE INDEX audit_run ON audit(run_id, id);
+CREATE INDEX audit_time ON audit(time_ms);
+"#];
+
+/// States whose amounts count against caps.
+const COUNTED: &str = "state NOT IN ('none', 'superseded')";
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) a database file and bring its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                return Err(StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("directory {} does not exist", dir.display()),
+                )));
+            }
+        }
+        Self::setup(Connection::open(path)?)
+    }
+
+    /// A private in-memory database (tests, throwaway demos).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // WAL + NORMAL: a commit survives a killed process (the WAL is written before the
+        // commit returns); only an OS crash can lose the newest transactions.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported,
+            });
+        }
+        for m in &MIGRATIONS[version as usize..] {
+            tx.execute_batch(m)?;
+        }
+        tx.pragma_update(None, "user_version", supported)?;
+        tx.commit()?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+fn key_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+type KeyRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+fn build_key(row: KeyRow) -> Result<KeyRecord, StoreError> {
+    let (key_id, policy, run_id, metadata, created_at_ms, expires_at_ms, revoked_at_ms) = row;
+    let policy: Policy = serde_json::from_str(&policy)
+        .map_err(|e| StoreError::Corrupt(format!("policy of {key_id}: {e}")))?;
+    let metadata = match metadata {
+        Some(m) => serde_json::from_str(&m)
+            .map_err(|e| StoreError::Corrupt(format!("metadata of {key_id}: {e}")))?,
+        None => serde_json::Value::Null,
+    };
+    Ok(KeyRecord {
+        key_id,
+        policy,
+        run_id,
+        metadata,
+        created_at_ms,
+        expires_at_ms,
+        revoked_at_ms,
+    })
+}
+
+const KEY_COLS: &str =
+    "key_id, policy, run_id, metadata, created_at_ms, expires_at_ms, revoked_at_ms";
+
+fn counted_totals(tx: &Connection, key_id: &str, day: &str) -> rusqlite::Result<(i64, i64)> {
+    tx.query_row(
+        &format!("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(CASE WHEN day = ?2 THEN amount END), 0) FROM spends WHERE key_id = ?1 AND {COUNTED}"),
+        params![key_id, day],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+impl Store for SqliteStore {
+    fn insert_key(&self, record: &KeyRecord, hash: &KeyHash) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        let policy = serde_json::to_string(&record.policy)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let metadata = (!record.metadata.is_null()).then(|| record.metadata.to_string());
+        conn.execute(
+            "INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![record.key_id, &hash[..], record.policy.vendor.as_str(), policy, record.run_id, metadata, record.created_at_ms, record.expires_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let row = conn
+            .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE key_hash = ?1"))?
+            .query_row(params![&hash[..]], key_from_row)
+            .optional()?;
+        row.map(build_key).transpose()
+    }
+
+    fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let row = conn
+            .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE key_id = ?1"))?
+            .query_row(params![key_id], key_from_row)
+            .optional()?;
+        row.map(build_key).transpose()
+    }
+
+    fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let conn = self.conn.lock();
+        let n = conn.execute(
+            "UPDATE keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE key_id = ?1",
+            params![key_id, now_ms],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {KEY_COLS} FROM keys WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR (revoked_at_ms IS NULL AND expires_at_ms > ?2)) ORDER BY created_at_ms DESC, key_id LIMIT ?3"
+        ))?;
+        let limit = if filter.limit == 0 {
+            1000
+        } else {
+            filter.limit
+        } as i64;
+        let rows = stmt
+            .query_map(
+                params![filter.run_id, filter.active_at_ms, limit],
+                key_from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(build_key).collect()
+    }
+
+    fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // An idempotent retry of a counted call is the same spend; a reused key with another
+        // request is a conflict; a retry after a definite "nothing moved" is checked afresh.
+        let mut reuse_row = None;
+        if let Some((idem, fp)) = &req.idempotency {
+            let prior: Option<(i64, Option<Vec<u8>>, String)> = tx
+                .query_row("SELECT spend_id, idem_fp, state FROM spends WHERE key_id = ?1 AND idem_key = ?2", params![req.key_id, idem], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            if let Some((spend_id, prior_fp, state)) = prior {
+                if prior_fp.as_deref() != Some(&fp[..]) {
+                    return Ok(ReserveOutcome::Conflict);
+                }
+                match MoneyState::parse(&state) {
+                    Some(MoneyState::Reserved) => return Ok(ReserveOutcome::InFlight),
+                    Some(MoneyState::None) => reuse_row = Some(spend_id),
+                    _ => return Ok(ReserveOutcome::Replay { spend_id }),
+                }
+            }
+        }
+        let already: i64 = match &req.object_id {
+            Some(obj) => tx.query_row(
+                &format!("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND {COUNTED}"),
+                params![req.key_id, obj],
+                |r| r.get(0),
+            )?,
+            None => 0,
+        };
+        let counted = (req.estimate - already).max(0);
+        let (total, today) = counted_totals(&tx, &req.key_id, &req.day)?;
+        // A key with no cap at all may move no money.
+        let run_cap = match (req.max_usd, req.daily_usd_cap) {
+            (None, None) => Some(0),
+            (m, _) => m,
+        };
+        if let Some(cap) = run_cap {
+            if total + counted > cap {
+                return Ok(ReserveOutcome::OverCap {
+                    window: CapWindow::Run,
+                    cap,
+                    spent: total,
+                });
+            }
+        }
+        if let Some(cap) = req.daily_usd_cap {
+            if today + counted > cap {
+                return Ok(ReserveOutcome::OverCap {
+                    window: CapWindow::Daily,
+                    cap,
+                    spent: today,
+                });
+            }
+        }
+        let spend_id = match reuse_row {
+            Some(id) => {
+                tx.execute(
+                    "UPDATE spends SET state = 'reserved', day = ?2, estimate = ?3, amount = ?4, object_id = ?5, updated_at_ms = ?6 WHERE spend_id = ?1",
+                    params![id, req.day, req.estimate, counted, req.object_id, req.now_ms],
+                )?;
+                id
+            }
+            None => {
+                let (idem, fp) = match &req.idempotency {
+                    Some((k, f)) => (Some(k.as_str()), Some(&f[..])),
+                    None => (None, None),
+                };
+                tx.execute(
+                    "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, created_at_ms, updated_at_ms) VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                    params![req.key_id, req.day, req.estimate, counted, req.object_id, idem, fp, req.now_ms],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        tx.commit()?;
+        Ok(ReserveOutcome::Reserved { spend_id, counted })
+    }
+
+    fn finish(&self, f: &Finish) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(s) = &f.settle {
+            // Unknown keeps whatever was reserved: it is not proof of anything.
+            if s.state == MoneyState::Unknown {
+                tx.execute(
+                    "UPDATE spends SET state = 'unknown' WHERE spend_id = ?1",
+                    params![s.spend_id],
+                )?;
+            } else {
+                let amount = if s.state.counts() { s.cost } else { 0 };
+                tx.execute(
+                    "UPDATE spends SET state = ?2, amount = ?3, object_id = COALESCE(?4, object_id) WHERE spend_id = ?1",
+                    params![s.spend_id, s.state.as_str(), amount, s.object_id],
+                )?;
+                if s.authoritative {
+                    if let Some(obj) = &s.object_id {
+                        tx.execute(
+                            &format!("UPDATE spends SET state = 'superseded', amount = 0 WHERE key_id = (SELECT key_id FROM spends WHERE spend_id = ?1) AND object_id = ?2 AND spend_id != ?1 AND state != 'reserved' AND {COUNTED}"),
+                            params![s.spend_id, obj],
+                        )?;
+                    }
+                }
+            }
+        }
+        if let Some(r) = &f.reconcile {
+            let latest: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(spend_id) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND state NOT IN ('reserved', 'superseded')",
+                    params![r.key_id, r.object_id],
+                    |row| row.get(0),
+                )?;
+            if let Some(id) = latest {
+                let amount = if r.state.counts() { r.cost } else { 0 };
+                tx.execute(
+                    "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
+                    params![id, r.state.as_str(), amount],
+                )?;
+                tx.execute(
+                    &format!("UPDATE spends SET state = 'superseded', amount = 0 WHERE key_id = ?1 AND object_id = ?2 AND spend_id != ?3 AND state != 'reserved' AND {COUNTED}"),
+                    params![r.key_id, r.object_id, id],
+                )?;
+            }
+        }
+        if let Some((key_id, object_id, m)) = &f.remember {
+            tx.execute(
+                "INSERT INTO objects (key_id, object_id, micros, currency, updated_at_ms) VALUES (?1, ?2, ?3, ?4, strftime('%s','now') * 1000)
+                 ON CONFLICT (key_id, object_id) DO UPDATE SET micros = excluded.micros, currency = excluded.currency, updated_at_ms = excluded.updated_at_ms",
+                params![key_id, object_id, m.micros, m.currency],
+            )?;
+        }
+        if let Some(a) = &f.audit {
+            tx.prepare_cached(
+                "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?
+            .execute(params![
+                a.time_ms,
+                a.key_id,
+                a.run_id,
+                a.vendor,
+                a.method,
+                a.endpoint,
+                a.decision,
+                a.status,
+                a.upstream_status,
+                a.estimate_micros,
+                a.cost_micros,
+                a.money_state,
+                a.latency_us,
+                a.upstream_latency_us,
+                a.idempotency_key,
+                a.vendor_request_id,
+                a.message
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn recall(&self, key_id: &str, object_id: &str) -> Result<Option<Remembered>, StoreError> {
+        let conn = self.conn.lock();
+        Ok(conn
+            .query_row(
+                "SELECT micros, currency FROM objects WHERE key_id = ?1 AND object_id = ?2",
+                params![key_id, object_id],
+                |r| {
+                    Ok(Remembered {
+                        micros: r.get(0)?,
+                        currency: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn usage(&self, key_id: &str, day: &str) -> Result<Usage, StoreError> {
+        let conn = self.conn.lock();
+        let mut u = Usage::default();
+        let mut stmt = conn.prepare_cached(&format!("SELECT state, SUM(amount), SUM(CASE WHEN day = ?2 THEN amount ELSE 0 END) FROM spends WHERE key_id = ?1 AND {COUNTED} GROUP BY state"))?;
+        let rows = stmt.query_map(params![key_id, day], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (state, amount, today) = row?;
+            match MoneyState::parse(&state) {
+                Some(MoneyState::Moved | MoneyState::Committed) => u.spent += amount,
+                Some(MoneyState::Pending | MoneyState::Unknown) => u.pending += amount,
+                Some(MoneyState::Reserved) => u.reserved += amount,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "unknown spend state {state:?}"
+                    )))
+                }
+            }
+            u.total += amount;
+            u.today += today;
+        }
+        Ok(u)
+    }
+
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let conn = self.conn.lock();
+        let limit = if q.limit == 0 {
+            100
+        } else {
+            q.limit.min(10_000)
+        } as i64;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message
+             FROM audit WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR id > ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )?;
+        let mut rows = stmt
+            .query_map(
+                params![q.key_id, q.run_id, q.since_ms, q.after_id, limit],
+                |r| {
+                    Ok(AuditRow {
+                        id: r.get(0)?,
+                        time_ms: r.get(1)?,
+                        key_id: r.get(2)?,
+                        run_id: r.get(3)?,
+                        vendor: r.get(4)?,
+                        method: r.get(5)?,
+                        endpoint: r.get(6)?,
+                        decision: r.get(7)?,
+                        status: r.get(8)?,
+                        upstream_status: r.get(9)?,
+                        estimate_micros: r.get(10)?,
+                        cost_micros: r.get(11)?,
+                        money_state: r.get(12)?,
+                        latency_us: r.get(13)?,
+                        upstream_latency_us: r.get(14)?,
+                        idempotency_key: r.get(15)?,
+                        vendor_request_id: r.get(16)?,
+                        message: r.get(17)?,
+                    })
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        conn.query_row("SELECT COUNT(*) FROM keys WHERE 0", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(())
+    }
+}

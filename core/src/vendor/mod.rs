@@ -1,0 +1,274 @@
+//! Vendor cost models: one trait, one file per vendor. A model reads the request to estimate
+//! the cost before forwarding, and reads the answer to say what actually moved.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Pricing;
+
+pub mod resend;
+pub mod stripe;
+pub mod twilio;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vendor {
+    Stripe,
+    Twilio,
+    Resend,
+}
+
+impl Vendor {
+    pub const ALL: [Vendor; 3] = [Vendor::Stripe, Vendor::Twilio, Vendor::Resend];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Stripe => "stripe",
+            Vendor::Twilio => "twilio",
+            Vendor::Resend => "resend",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Vendor> {
+        match s {
+            "stripe" => Some(Vendor::Stripe),
+            "twilio" => Some(Vendor::Twilio),
+            "resend" => Some(Vendor::Resend),
+            _ => None,
+        }
+    }
+
+    /// Best guess of the vendor from a path alone, used only to shape a refusal given before
+    /// the vault key is known.
+    pub fn guess_from_path(path: &str) -> Option<Vendor> {
+        if path.starts_with("/v1/") || path.starts_with("/v2/") {
+            Some(Vendor::Stripe)
+        } else if path.starts_with("/2010-04-01/") {
+            Some(Vendor::Twilio)
+        } else if path.starts_with("/emails")
+            || path.starts_with("/domains")
+            || path.starts_with("/audiences")
+        {
+            Some(Vendor::Resend)
+        } else {
+            None
+        }
+    }
+
+    pub fn model(self) -> &'static dyn CostModel {
+        match self {
+            Vendor::Stripe => &stripe::Stripe,
+            Vendor::Twilio => &twilio::Twilio,
+            Vendor::Resend => &resend::Resend,
+        }
+    }
+}
+
+impl std::fmt::Display for Vendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a cost model sees of a request: already authenticated, canonicalized and allowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Upper-case method.
+    pub method: &'a str,
+    /// Canonical path as the agent sent it (before any SID rewrite).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl RequestView<'_> {
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').skip(1).collect()
+    }
+
+    /// Form fields of an `application/x-www-form-urlencoded` body. `None` when the body is
+    /// declared as something else (a priced call then cannot be priced).
+    pub fn form(&self) -> Option<Vec<(String, String)>> {
+        let is_form = match self.content_type {
+            None => true,
+            Some(ct) => ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            }),
+        };
+        is_form.then(|| {
+            form_urlencoded::parse(self.body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+    }
+}
+
+/// One form field that must appear at most once: a duplicated money field could be read one
+/// way here and another way by the vendor, so it is refused.
+pub(crate) fn single_field<'f>(
+    form: &'f [(String, String)],
+    name: &str,
+) -> Result<Option<&'f str>, String> {
+    let mut it = form.iter().filter(|(k, _)| k == name);
+    let first = it.next();
+    if it.next().is_some() {
+        return Err(format!("field {name} appears more than once"));
+    }
+    Ok(first.map(|(_, v)| v.as_str()))
+}
+
+/// What a model says about a request before it is forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Estimate {
+    /// The call moves no money.
+    Free,
+    /// The call may move up to `micros`. `object_id` names the vendor object it acts on
+    /// (a PaymentIntent being confirmed), so money already counted for it is not counted twice.
+    Priced {
+        micros: i64,
+        object_id: Option<String>,
+    },
+    /// The call's amount lives on an object seen earlier (confirm, capture, refund, invoice
+    /// pay). `amount_minor`, when the request names one, is priced in the remembered object's
+    /// currency; otherwise the remembered amount is the estimate. `same_object`: the call acts
+    /// on `lookup` itself (confirm, capture), so money already counted for it is not counted
+    /// twice; a refund is a new object.
+    FromMemory {
+        lookup: String,
+        amount_minor: Option<i64>,
+        same_object: bool,
+    },
+    /// The call may move money but the gateway cannot say how much: refuse.
+    CannotPrice(String),
+}
+
+/// The money position of one call (or one vendor object) as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoneyState {
+    /// Reserved before forwarding, no answer yet.
+    Reserved,
+    /// Money moved.
+    Moved,
+    /// Money held or authorized (reversible).
+    Committed,
+    /// In flight at the vendor; may still move.
+    Pending,
+    /// No definite answer: counted until proven otherwise.
+    Unknown,
+    /// Definitely nothing moved; the reservation is released.
+    None,
+    /// Replaced by a later, authoritative answer about the same object.
+    Superseded,
+}
+
+impl MoneyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoneyState::Reserved => "reserved",
+            MoneyState::Moved => "moved",
+            MoneyState::Committed => "committed",
+            MoneyState::Pending => "pending",
+            MoneyState::Unknown => "unknown",
+            MoneyState::None => "none",
+            MoneyState::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "reserved" => MoneyState::Reserved,
+            "moved" => MoneyState::Moved,
+            "committed" => MoneyState::Committed,
+            "pending" => MoneyState::Pending,
+            "unknown" => MoneyState::Unknown,
+            "none" => MoneyState::None,
+            "superseded" => MoneyState::Superseded,
+            _ => return None,
+        })
+    }
+
+    /// Whether amounts in this state count against caps.
+    pub fn counts(self) -> bool {
+        !matches!(self, MoneyState::None | MoneyState::Superseded)
+    }
+}
+
+/// The vendor's answer as a model sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseView<'a> {
+    pub status: u16,
+    pub body: &'a [u8],
+}
+
+/// What the answer says moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub state: MoneyState,
+    pub cost_micros: i64,
+    pub object: Option<ObjectFacts>,
+}
+
+impl Outcome {
+    pub fn none() -> Self {
+        Outcome {
+            state: MoneyState::None,
+            cost_micros: 0,
+            object: None,
+        }
+    }
+    pub fn unknown(estimate: i64) -> Self {
+        Outcome {
+            state: MoneyState::Unknown,
+            cost_micros: estimate,
+            object: None,
+        }
+    }
+}
+
+/// Facts about a vendor object seen in an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectFacts {
+    pub id: String,
+    /// An amount to remember for a later confirm / capture / refund / pay of this object.
+    pub remember: Option<Remembered>,
+    /// The outcome's state and cost describe the object's whole money position (a
+    /// PaymentIntent's status), so earlier records of the same object are replaced by it.
+    pub authoritative: bool,
+}
+
+/// An amount seen on a vendor object, kept per key so later calls on the object can be priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub micros: i64,
+    /// Upper-case ISO code of the object's currency.
+    pub currency: String,
+}
+
+/// A vendor's cost model.
+pub trait CostModel: Send + Sync {
+    /// Price a request before it is forwarded.
+    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate;
+
+    /// Read the vendor's answer. `estimate` is what was reserved for this call (0 if free).
+    fn settle(
+        &self,
+        pricing: &Pricing,
+        req: &RequestView<'_>,
+        estimate: i64,
+        resp: &ResponseView<'_>,
+    ) -> Outcome;
+}
+
+/// Shared answer classification: 5xx or an unusable body means "unknown" (keep the
+/// reservation); 4xx means the vendor refused before any effect (release).
+pub(crate) fn classify_failure(status: u16, estimate: i64) -> Option<Outcome> {
+    if status >= 500 || (300..400).contains(&status) || status < 200 {
+        Some(Outcome::unknown(estimate))
+    } else if (400..500).contains(&status) {
+        Some(Outcome::none())
+    } else {
+        None
+    }
+}

@@ -1,0 +1,314 @@
+//! Twilio Messages: segments of `Body` × the per-segment rate of the `To` country; the
+//! answer's `price` (negative decimal string, `price_unit`) when Twilio has set it.
+
+use serde_json::Value;
+
+use super::{
+    classify_failure, single_field, CostModel, Estimate, MoneyState, ObjectFacts, Outcome,
+    RequestView, ResponseView,
+};
+use crate::config::Pricing;
+use crate::currency::decimal_to_micros;
+
+pub struct Twilio;
+
+/// GSM 03.38 basic character set (one septet each).
+const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// GSM 03.38 extension table (escape + char: two septets each).
+const GSM7_EXTENDED: &str = "^{}\\[~]|€\u{000C}";
+
+/// How a message body is encoded and how many segments it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segments {
+    pub ucs2: bool,
+    pub count: u32,
+}
+
+/// Count SMS segments the way the carrier splits them: GSM-7 160 septets in one segment or
+/// 153 per part, extension characters two septets and never split across parts; otherwise
+/// UCS-2 70 code units or 67 per part, surrogate pairs never split. An empty body is one
+/// segment.
+pub fn count_segments(body: &str) -> Segments {
+    let gsm_width = |c: char| {
+        if GSM7_BASIC.contains(c) {
+            Some(1u32)
+        } else if GSM7_EXTENDED.contains(c) {
+            Some(2u32)
+        } else {
+            None
+        }
+    };
+    let widths: Option<Vec<u32>> = body.chars().map(gsm_width).collect();
+    let (ucs2, widths, single, part) = match widths {
+        Some(w) => (false, w, 160, 153),
+        None => (
+            true,
+            body.chars().map(|c| c.len_utf16() as u32).collect(),
+            70,
+            67,
+        ),
+    };
+    let total: u32 = widths.iter().sum();
+    if total <= single {
+        return Segments { ucs2, count: 1 };
+    }
+    let mut count = 1;
+    let mut used = 0;
+    for w in widths {
+        if used + w > part {
+            count += 1;
+            used = 0;
+        }
+        used += w;
+    }
+    Segments { ucs2, count }
+}
+
+/// The per-segment rate for a destination: longest calling-code prefix of an E.164 `To`;
+/// anything else (unknown country, not E.164, a channel address) gets the table's highest rate.
+pub fn segment_rate(pricing: &Pricing, to: &str) -> i64 {
+    let highest = pricing
+        .twilio_sms_segment_micros
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let Some(digits) = to.trim().strip_prefix('+') else {
+        return highest;
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return highest;
+    }
+    (1..=digits.len().min(4))
+        .rev()
+        .find_map(|n| pricing.twilio_sms_segment_micros.get(&digits[..n]).copied())
+        .unwrap_or(highest)
+}
+
+impl CostModel for Twilio {
+    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate {
+        if req.method != "POST" {
+            return Estimate::Free;
+        }
+        let seg = req.segments();
+        let price = match seg.as_slice() {
+            ["2010-04-01", "Accounts", _, "Messages.json"] => price_message(pricing, req),
+            ["2010-04-01", "Accounts", _, "Calls.json"] => price_call(pricing, req),
+            _ => return Estimate::Free,
+        };
+        match price {
+            Ok(micros) => Estimate::Priced {
+                micros,
+                object_id: None,
+            },
+            Err(why) => Estimate::CannotPrice(why),
+        }
+    }
+
+    fn settle(
+        &self,
+        pricing: &Pricing,
+        _req: &RequestView<'_>,
+        estimate: i64,
+        resp: &ResponseView<'_>,
+    ) -> Outcome {
+        if let Some(o) = classify_failure(resp.status, estimate) {
+            return o;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(resp.body) else {
+            return Outcome::unknown(estimate);
+        };
+        match resource_outcome(pricing, &v, estimate) {
+            Some(o) => o,
+            None if estimate > 0 => Outcome::unknown(estimate),
+            None => Outcome::none(),
+        }
+    }
+}
+
+fn form_of(req: &RequestView<'_>) -> Result<Vec<(String, String)>, String> {
+    req.form().ok_or_else(|| {
+        "a Twilio create must be form-encoded (application/x-www-form-urlencoded)".to_string()
+    })
+}
+
+fn price_message(pricing: &Pricing, req: &RequestView<'_>) -> Result<i64, String> {
+    let form = form_of(req)?;
+    let to = single_field(&form, "To")?.ok_or("field To is required to price a message")?;
+    if form.iter().any(|(k, _)| k == "MediaUrl") {
+        return Ok(pricing.twilio_mms_micros);
+    }
+    if single_field(&form, "ContentSid")?.is_some() && single_field(&form, "Body")?.is_none() {
+        return Err("a message from a ContentSid template has no Body to count segments from; send Body instead".into());
+    }
+    let body = single_field(&form, "Body")?.unwrap_or("");
+    let segments = count_segments(body).count;
+    Ok(segment_rate(pricing, to).saturating_mul(i64::from(segments)))
+}
+
+fn price_call(pricing: &Pricing, req: &RequestView<'_>) -> Result<i64, String> {
+    let form = form_of(req)?;
+    let limit = single_field(&form, "TimeLimit")?
+        .ok_or("a call without TimeLimit has no upper bound on cost; set TimeLimit (seconds)")?;
+    let secs: i64 = limit
+        .parse()
+        .ok()
+        .filter(|s| *s > 0 && *s <= 4 * 3600)
+        .ok_or_else(|| {
+            format!(
+                "TimeLimit must be a whole number of seconds between 1 and 14400, got {limit:?}"
+            )
+        })?;
+    let minutes = (secs + 59) / 60;
+    Ok(pricing.twilio_call_minute_micros.saturating_mul(minutes))
+}
+
+/// The money position of a Message or Call resource from an answer.
+pub fn resource_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Outcome> {
+    let sid = v.get("sid")?.as_str()?.to_string();
+    let status = v.get("status").and_then(Value::as_str).unwrap_or("");
+    let price = v
+        .get("price")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty());
+    let unit = v.get("price_unit").and_then(Value::as_str).unwrap_or("USD");
+    if let Some(p) = price {
+        // Twilio's figure is the final word on the message, replacing the estimate.
+        let cost = decimal_to_micros(pricing, p, unit)?;
+        return Some(Outcome {
+            state: MoneyState::Moved,
+            cost_micros: cost,
+            object: Some(ObjectFacts {
+                id: sid,
+                remember: None,
+                authoritative: true,
+            }),
+        });
+    }
+    let canceled = status == "canceled";
+    Some(Outcome {
+        // No price yet: the estimate stands, pending, until a later read brings the price.
+        state: if canceled {
+            MoneyState::None
+        } else {
+            MoneyState::Pending
+        },
+        cost_micros: if canceled { 0 } else { estimate },
+        object: Some(ObjectFacts {
+            id: sid,
+            remember: None,
+            authoritative: canceled,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gsm7_segments() {
+        assert_eq!(
+            count_segments(""),
+            Segments {
+                ucs2: false,
+                count: 1
+            }
+        );
+        assert_eq!(count_segments(&"a".repeat(160)).count, 1);
+        assert_eq!(count_segments(&"a".repeat(161)).count, 2);
+        assert_eq!(count_segments(&"a".repeat(306)).count, 2);
+        assert_eq!(count_segments(&"a".repeat(307)).count, 3);
+        // Extension characters count double: 80 '{' are 160 septets (one segment), 81 are two.
+        assert_eq!(count_segments(&"{".repeat(80)).count, 1);
+        assert_eq!(count_segments(&"{".repeat(81)).count, 2);
+        assert!(!count_segments("€[]").ucs2);
+        // An escape pair is never split: 152 'a' then '€' fills 154 septets, so the '€' moves.
+        let s = format!("{}€{}", "a".repeat(152), "a".repeat(10));
+        assert_eq!(count_segments(&s).count, 2);
+    }
+
+    #[test]
+    fn ucs2_segments() {
+        assert!(count_segments("héllo ✓").ucs2);
+        assert_eq!(count_segments(&"✓".repeat(70)).count, 1);
+        assert_eq!(count_segments(&"✓".repeat(71)).count, 2);
+        assert_eq!(count_segments(&"✓".repeat(134)).count, 2);
+        assert_eq!(count_segments(&"✓".repeat(135)).count, 3);
+        // Twilio's own example: 152 GSM-7 characters and one unicode character make 3 parts.
+        assert_eq!(count_segments(&format!("{}✓", "a".repeat(152))).count, 3);
+        // An emoji is a surrogate pair (2 code units) and is not split across parts.
+        assert_eq!(count_segments(&"😀".repeat(35)).count, 1);
+        assert_eq!(count_segments(&"😀".repeat(36)).count, 2);
+    }
+
+    #[test]
+    fn rates_by_country_unknown_gets_highest() {
+        let p = Pricing::default();
+        let highest = *p.twilio_sms_segment_micros.values().max().unwrap();
+        assert_eq!(segment_rate(&p, "+14155550100"), 8_300);
+        assert_eq!(segment_rate(&p, "+447700900000"), 52_400);
+        assert_eq!(segment_rate(&p, "+353851234567"), 95_000);
+        assert_eq!(segment_rate(&p, "+999123"), highest);
+        assert_eq!(segment_rate(&p, "4155550100"), highest);
+        assert_eq!(segment_rate(&p, "whatsapp:+14155550100"), highest);
+    }
+
+    fn req(body: &str) -> RequestView<'_> {
+        RequestView {
+            method: "POST",
+            path: "/2010-04-01/Accounts/AC1/Messages.json",
+            query: None,
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: body.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn estimates_messages() {
+        let p = Pricing::default();
+        assert_eq!(
+            Twilio.estimate(&p, &req("To=%2B14155550100&From=%2B1&Body=hi")),
+            Estimate::Priced {
+                micros: 8_300,
+                object_id: None
+            }
+        );
+        let long = format!("To=%2B447700900000&Body={}", "a".repeat(200));
+        assert_eq!(
+            Twilio.estimate(&p, &req(&long)),
+            Estimate::Priced {
+                micros: 2 * 52_400,
+                object_id: None
+            }
+        );
+        assert!(matches!(
+            Twilio.estimate(&p, &req("Body=hi")),
+            Estimate::CannotPrice(_)
+        ));
+        assert!(matches!(
+            Twilio.estimate(&p, &req("To=%2B1&To=%2B44&Body=hi")),
+            Estimate::CannotPrice(_)
+        ));
+    }
+
+    #[test]
+    fn price_replaces_estimate_when_present() {
+        let p = Pricing::default();
+        let o = resource_outcome(
+            &p,
+            &serde_json::json!({"sid":"SM1","status":"sent","price":"-0.00750","price_unit":"USD"}),
+            8_300,
+        )
+        .unwrap();
+        assert_eq!((o.state, o.cost_micros), (MoneyState::Moved, 7_500));
+        let o = resource_outcome(
+            &p,
+            &serde_json::json!({"sid":"SM1","status":"queued","price":null}),
+            8_300,
+        )
+        .unwrap();
+        assert_eq!((o.state, o.cost_micros), (MoneyState::Pending, 8_300));
+        assert!(!o.object.unwrap().authoritative);
+    }
+}
