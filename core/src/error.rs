@@ -81,7 +81,38 @@ pub enum Error {
 
     #[error("not found: {0}")]
     NotFound(String),
+
+    /// A refusal reported by a remote gateway (connect mode), carried by its reason code.
+    #[error("{message}")]
+    Refused {
+        reason: &'static str,
+        status: u16,
+        message: String,
+        details: serde_json::Value,
+    },
 }
+
+/// Every reason code the gateway can answer with (see [`Error::reason`]).
+pub const REASONS: [&str; 18] = [
+    "missing_key",
+    "unknown_key",
+    "key_revoked",
+    "key_expired",
+    "bad_path",
+    "bad_request",
+    "endpoint_not_allowed",
+    "cannot_price",
+    "spend_cap_exceeded",
+    "duplicate_request",
+    "body_too_large",
+    "vendor_not_configured",
+    "store_error",
+    "upstream_error",
+    "invalid_input",
+    "config_error",
+    "not_found",
+    "unauthorized",
+];
 
 fn auth_message(f: AuthFailure) -> &'static str {
     match f {
@@ -165,6 +196,7 @@ impl Error {
                 _ => 502,
             },
             Error::NotFound(_) => 404,
+            Error::Refused { status, .. } => *status,
         }
     }
 
@@ -186,6 +218,65 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::Config(_) => "config_error",
             Error::NotFound(_) => "not_found",
+            Error::Refused { reason, .. } => reason,
+        }
+    }
+
+    /// Machine-readable details: the reason, the message and, for a spend cap, the figures.
+    pub fn details(&self) -> serde_json::Value {
+        if let Error::Refused { details, .. } = self {
+            return details.clone();
+        }
+        let mut d = serde_json::json!({"reason": self.reason(), "message": self.to_string()});
+        if let Error::SpendCapExceeded {
+            window,
+            cap,
+            spent,
+            estimate,
+            ..
+        } = self
+        {
+            d["window"] = serde_json::json!(match window {
+                CapWindow::Run => "run",
+                CapWindow::Daily => "daily",
+            });
+            d["cap_usd"] = serde_json::json!(cap);
+            d["spent_usd"] = serde_json::json!(spent);
+            d["estimate_usd"] = serde_json::json!(estimate);
+        }
+        if let Error::InvalidInput { field, .. } = self {
+            d["field"] = serde_json::json!(field);
+        }
+        d
+    }
+
+    /// Rebuild an error from a reason code and message sent by a remote gateway.
+    pub fn from_remote(
+        reason: &str,
+        status: u16,
+        message: String,
+        details: serde_json::Value,
+    ) -> Self {
+        match reason {
+            "invalid_input" => Error::InvalidInput {
+                field: details
+                    .get("field")
+                    .and_then(|f| f.as_str())
+                    .unwrap_or("input")
+                    .to_string(),
+                message,
+            },
+            "not_found" => Error::NotFound(message),
+            _ => Error::Refused {
+                reason: REASONS
+                    .iter()
+                    .find(|r| **r == reason)
+                    .copied()
+                    .unwrap_or("refused"),
+                status,
+                message,
+                details,
+            },
         }
     }
 

@@ -18,7 +18,7 @@ pub fn render(vendor: Option<Vendor>, err: &Error) -> (u16, HeaderMap, Bytes) {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = match vendor {
+    let mut body = match vendor {
         Some(Vendor::Stripe) => {
             // The SDKs retry 409 and 5xx unless told not to; a refusal will not change on retry.
             headers.insert("stripe-should-retry", HeaderValue::from_static("false"));
@@ -38,5 +38,7 @@ pub fn render(vendor: Option<Vendor>, err: &Error) -> (u16, HeaderMap, Bytes) {
         Some(Vendor::Resend) => json!({"statusCode": status, "name": code, "message": message}),
         None => json!({"error": {"type": "vendorgate_error", "code": code, "message": message}}),
     };
+    // Machine-readable details for the bindings' connect mode; the SDKs ignore the field.
+    body["vendorgate"] = err.details();
     (status, headers, Bytes::from(body.to_string()))
 }

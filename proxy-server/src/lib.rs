@@ -1,1 +1,93 @@
+//! vendorgate-server: the HTTP face of the gateway. The vendor routes and the admin API are
+//! an axum [`Router`] over a core [`Gateway`], so the binary, the bindings' `serve()` and the
+//! tests all mount the same thing.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use vendorgate::Gateway;
+
+mod admin;
+pub mod sim;
+mod vendor_routes;
+
+pub use vendor_routes::vendor_from_prefix;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub gateway: Gateway,
+    /// `None`: the admin API answers 503 and tells the operator to set a token.
+    admin_token: Option<Arc<str>>,
+}
+
+impl AppState {
+    pub fn new(gateway: Gateway, admin_token: Option<String>) -> Self {
+        let admin_token = admin_token
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Arc::from(t.trim()));
+        AppState {
+            gateway,
+            admin_token,
+        }
+    }
+}
+
+/// Vendor routes and the admin API on one listener.
+pub fn app(state: AppState) -> Router {
+    admin_router(state.clone()).merge(vendor_router(state))
+}
+
+/// Only the admin API (`/v1/keys`, `/v1/audit`, `/healthz`, `/metrics`), for `--admin-listen`.
+pub fn admin_router(state: AppState) -> Router {
+    admin::router(state)
+}
+
+/// Only the vendor routes.
+pub fn vendor_router(state: AppState) -> Router {
+    vendor_routes::router(state)
+}
+
+/// A server running in the background on the current tokio runtime.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting, let in-flight requests finish, and wait.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Bind `addr` (port 0 picks a free port) and serve `router` in the background.
+pub async fn spawn(router: Router, addr: &str) -> std::io::Result<ServerHandle> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    Ok(ServerHandle {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
