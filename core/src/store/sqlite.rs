@@ -465,7 +465,7 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(
             "SELECT id, time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message
              FROM audit WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR run_id = ?2) AND (?3 IS NULL OR time_ms >= ?3) AND (?4 IS NULL OR id > ?4)
-             ORDER BY id DESC LIMIT ?5",
+             ORDER BY CASE WHEN ?4 IS NULL THEN -id ELSE id END LIMIT ?5",
         )?;
         let mut rows = stmt
             .query_map(
@@ -494,7 +494,10 @@ impl Store for SqliteStore {
                 },
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.reverse();
+        // Newest N for a plain query, oldest-first after a cursor; both returned oldest-first.
+        if q.after_id.is_none() {
+            rows.reverse();
+        }
         Ok(rows)
     }
 
