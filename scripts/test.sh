@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test: Rust (unit, integration, property), end to end with the official Python and
+# Node SDKs against the real binary, the offline demo, and both language bindings.
+# Needs: a Rust toolchain, python3 (venv), node + npm. Everything else it installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export VENV=${VENV:-$ROOT/.venv}
+export VENDORGATE_BIN=$ROOT/target/debug/vendorgate
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Rust: format, lints, tests"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+cargo build -p vendorgate-server
+
+step "Python venv with the official SDKs"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+
+step "End to end: vendorgate binary + Python SDKs (stripe, twilio, resend)"
+"$VENV/bin/python" -m pytest -q tests/e2e
+
+step "End to end: vendorgate binary + Node SDKs (stripe, twilio, resend)"
+(cd tests/e2e-node && npm install --no-audit --no-fund --loglevel=error && node --test)
+
+step "Offline demo (smoke)"
+"$VENDORGATE_BIN" demo --retries 40 > "$ROOT/target/demo-output.txt"
+grep -q "spend_cap_exceeded" "$ROOT/target/demo-output.txt"
+
+if [ -x bindings-python/run-tests.sh ]; then
+  step "Python binding"
+  bindings-python/run-tests.sh
+fi
+if [ -x bindings-node/run-tests.sh ]; then
+  step "Node binding"
+  bindings-node/run-tests.sh
+fi
+step "All tests passed"
