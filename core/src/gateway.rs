@@ -354,10 +354,7 @@ impl Gateway {
                     .record(audit.vendor.as_deref(), "forwarded", audit.latency_us);
                 finish.audit = Some(audit);
                 // Settle, audit and the usage behind Vendorgate-Remaining-Usd in one trip.
-                let (key_id, policy) = (
-                    ctx.key_id.unwrap_or_default(),
-                    ctx.policy.unwrap_or_else(|| unreachable_policy()),
-                );
+                let (key_id, policy) = (ctx.key_id.unwrap_or_default(), ctx.policy);
                 let day = utc_day(self.now_ms());
                 let usage = self
                     .store(move |s| {
@@ -367,7 +364,7 @@ impl Gateway {
                     .await;
                 // A failed write leaves any reservation counted (state `reserved`), which can
                 // only over-count; the vendor's answer still goes back to the agent.
-                if let Ok(u) = usage {
+                if let (Ok(u), Some(policy)) = (usage, policy) {
                     resp.remaining_micros = remaining(&policy, &u);
                     insert_usd(
                         &mut resp.headers,
@@ -692,17 +689,6 @@ impl Gateway {
         ctx.policy = Some(key.policy.clone());
         ctx.key_id = Some(key.key_id.clone());
         Ok((resp, finish))
-    }
-}
-
-fn unreachable_policy() -> Policy {
-    // `run` sets the policy on every successful path; a zero-cap policy is the safe fallback.
-    Policy {
-        vendor: Vendor::Stripe,
-        max_usd: Some(0),
-        daily_usd_cap: None,
-        allowed_endpoints: vec![],
-        stripe_accounts: vec![],
     }
 }
 

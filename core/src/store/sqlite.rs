@@ -129,17 +129,7 @@ impl SqliteStore {
     }
 }
 
-fn key_from_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-)> {
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
