@@ -446,14 +446,18 @@ impl Gateway {
             .ok_or(Error::Unauthorized(AuthFailure::UnknownKey))?;
         audit.key_id = Some(key.key_id.clone());
         audit.run_id = key.run_id.clone();
+        let vendor = key.policy.vendor;
+        let routed = ctx.vendor;
+        // Refusals answer in the routed vendor's shape, else the key's.
+        ctx.vendor = Some(routed.unwrap_or(vendor));
+        audit.vendor = Some(vendor.as_str().to_string());
         if key.revoked_at_ms.is_some() {
             return Err(Error::Unauthorized(AuthFailure::KeyRevoked));
         }
         if key.expires_at_ms <= self.now_ms() {
             return Err(Error::Unauthorized(AuthFailure::KeyExpired));
         }
-        let vendor = key.policy.vendor;
-        if let Some(routed) = ctx.vendor {
+        if let Some(routed) = routed {
             if routed != vendor {
                 return Err(Error::EndpointNotAllowed {
                     method: req.method.clone(),
@@ -461,8 +465,6 @@ impl Gateway {
                 });
             }
         }
-        ctx.vendor = Some(vendor);
-        audit.vendor = Some(vendor.as_str().to_string());
         if req.body.len() > cfg.max_body_bytes {
             return Err(Error::BodyTooLarge {
                 size: req.body.len(),

@@ -9,9 +9,12 @@ use axum::Router;
 use vendorgate::Gateway;
 
 mod admin;
+pub mod config_file;
+pub mod error;
 pub mod sim;
 mod vendor_routes;
 
+pub use error::ServerError;
 pub use vendor_routes::vendor_from_prefix;
 
 /// What every handler shares.
@@ -90,4 +93,31 @@ pub async fn spawn(router: Router, addr: &str) -> std::io::Result<ServerHandle> 
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Start the built-in vendor simulator on a free loopback port and point every vendor of
+/// `config` at it, with the simulator's credentials.
+pub async fn start_sim(
+    config: &mut vendorgate::Config,
+) -> Result<(ServerHandle, sim::SimState), ServerError> {
+    use vendorgate::{Credentials, Secret, Vendor};
+    let state = sim::SimState::new();
+    let handle = spawn(sim::router(state.clone()), "127.0.0.1:0")
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
+    for v in Vendor::ALL {
+        let url = format!("{}/{}", handle.url(), v.as_str());
+        config.upstream_mut(v).base_url =
+            url::Url::parse(&url).map_err(|e| ServerError::Config(e.to_string()))?;
+    }
+    config.stripe.credentials = Some(Credentials::Bearer(Secret::new(sim::SIM_STRIPE_KEY)));
+    config.resend.credentials = Some(Credentials::Bearer(Secret::new(sim::SIM_RESEND_KEY)));
+    config.twilio.credentials = Some(vendorgate::config::twilio_credentials(
+        sim::SIM_TWILIO_SID,
+        sim::SIM_TWILIO_TOKEN,
+    )?);
+    Ok((handle, state))
 }

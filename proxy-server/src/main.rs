@@ -1,1 +1,89 @@
-fn main() {}
+//! `vendorgate`: the proxy server, key and audit commands, and an offline demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod cli;
+mod demo;
+mod serve;
+
+#[derive(Parser)]
+#[command(
+    name = "vendorgate",
+    version,
+    about = "Spend caps, endpoint allowlists and per-run vault keys between AI agents and Stripe, Twilio and Resend."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: vendor routes and the admin API.
+    Serve(serve::ServeArgs),
+    /// Issue, revoke, list and inspect vault keys.
+    Keys {
+        #[command(subcommand)]
+        command: cli::KeysCommand,
+    },
+    /// Show the audit log: one row per request.
+    Audit(cli::AuditArgs),
+    /// Offline demo: a runaway agent against a built-in vendor simulator, and the brake firing.
+    Demo(demo::DemoArgs),
+    /// Run only the built-in vendor simulator (what `--upstream sim` and the tests use).
+    Sim(SimArgs),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Address to listen on (port 0 picks a free port; the URL is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+}
+
+/// Where key and audit commands act: a running server or a local database file.
+#[derive(Args, Clone)]
+pub struct Target {
+    /// URL of a running vendorgate server (admin token from VENDORGATE_ADMIN_TOKEN).
+    #[arg(long, env = "VENDORGATE_SERVER", conflicts_with = "db")]
+    server: Option<String>,
+    /// A local database file instead of a server.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Admin token for --server (default: the VENDORGATE_ADMIN_TOKEN environment variable).
+    #[arg(long, env = "VENDORGATE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Keys { command } => cli::keys(command).await,
+            Command::Audit(a) => cli::audit(a).await,
+            Command::Demo(a) => demo::run(a).await,
+            Command::Sim(a) => serve::run_sim(&a.listen).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The `vendorgate` binary as a user runs it: startup with and without credentials, bad
+//! config, the admin API on its own socket, graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vendorgate");
+
+fn clean_cmd() -> Command {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STRIPE_")
+            || k.starts_with("TWILIO_")
+            || k.starts_with("RESEND_")
+            || k.starts_with("VENDORGATE_")
+        {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Start `serve`, return the child and the URLs it printed.
+fn serve(args: &[&str], env: &[(&str, &str)], lines: usize) -> (Child, Vec<String>) {
+    let mut cmd = clean_cmd();
+    cmd.arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut urls = vec![];
+    for _ in 0..lines {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        urls.push(line.trim().rsplit(' ').next().unwrap().to_string());
+    }
+    (child, urls)
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut r = reqwest::Client::new().get(url);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
+}
+
+#[test]
+fn starts_without_credentials_and_answers_503_for_unconfigured_vendors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let (mut child, urls) = serve(
+        &["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &[("VENDORGATE_ADMIN_TOKEN", "t0k")],
+        1,
+    );
+    let base = &urls[0];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let key: serde_json::Value = c
+            .post(format!("{base}/v1/keys"))
+            .bearer_auth("t0k")
+            .body(r#"{"vendor":"resend","max_usd":"1","allowed_endpoints":["POST /emails"]}"#)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let resp = c
+            .post(format!("{base}/resend/emails"))
+            .bearer_auth(key["vault_key"].as_str().unwrap())
+            .body(r#"{"from":"a@x.dev","to":"b@x.dev","subject":"s"}"#)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    });
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("vendorgate_vendor_not_configured") && body.contains("resend"),
+        "{body}"
+    );
+    child.kill().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("NOT configured"), "{err}");
+}
+
+#[test]
+fn bad_config_names_the_field_and_the_file_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n[pricing]\nresend_email_usd = \"cheap\"\n",
+    )
+    .unwrap();
+    let out = clean_cmd()
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("resend_email_usd") && err.contains("bad.toml"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "lisen = \"x\"\n").unwrap();
+    let out = clean_cmd()
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"));
+}
+
+#[test]
+fn example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = clean_cmd()
+        .args([
+            "serve",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/vendorgate.toml"),
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+        ])
+        .arg(dir.path().join("x.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("vendorgate listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    child.kill().unwrap();
+}
+
+#[test]
+fn admin_listen_keeps_the_admin_api_off_the_public_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let (mut child, urls) = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        &[("VENDORGATE_ADMIN_TOKEN", "t0k")],
+        2,
+    );
+    let (public, admin) = (&urls[0], &urls[1]);
+    assert_eq!(get(&format!("{admin}/v1/keys"), Some("t0k")).0, 200);
+    assert_ne!(
+        get(&format!("{public}/v1/keys"), Some("t0k")).0,
+        200,
+        "admin API must not answer on the public socket"
+    );
+    assert_eq!(get(&format!("{admin}/v1/keys"), None).0, 401);
+    child.kill().unwrap();
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let (mut child, urls) = serve(
+        &["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &[],
+        1,
+    );
+    assert_eq!(get(&format!("{}/healthz", urls[0]), None).0, 200);
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut waited = 0;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        waited += 1;
+        assert!(waited < 200, "did not exit after SIGTERM");
+    };
+    assert!(status.success(), "{status:?}");
+}
