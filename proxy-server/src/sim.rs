@@ -467,7 +467,7 @@ fn huge_body() -> Vec<u8> {
 fn aborting_body() -> Body {
     let mut carrier = Request::new(Body::from("xx"));
     DefaultBodyLimit::max(1).apply(&mut carrier);
-    let _ = carrier; Body::from("xx")
+    carrier.into_limited_body()
 }
 
 /// A body that arrives `delay` after the response headers, for the `slow-body` fault.

@@ -80,8 +80,9 @@ fn starts_without_credentials_and_answers_503_for_unconfigured_vendors() {
             .send()
             .await
             .unwrap()
-            .json()
+            .bytes()
             .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
             .unwrap();
         let resp = c
             .post(format!("{base}/resend/emails"))
