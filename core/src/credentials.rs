@@ -68,6 +68,32 @@ pub fn rewrite_twilio_path(path: &str, creds: &Credentials) -> String {
     parts.join("/")
 }
 
+/// Replace every occurrence of the real secret in a vendor answer. Some vendor resources echo
+/// credentials (Twilio's Account resource carries `auth_token`); the agent must never see one.
+pub fn redact_secret(body: bytes::Bytes, creds: &Credentials) -> bytes::Bytes {
+    let secret = match creds {
+        Credentials::Bearer(s) => s.expose(),
+        Credentials::Twilio { auth_token, .. } => auth_token.expose(),
+    }
+    .as_bytes();
+    if secret.len() < 8 || !body.windows(secret.len()).any(|w| w == secret) {
+        return body;
+    }
+    const MASK: &[u8] = b"[redacted by vendorgate]";
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(secret) {
+            out.extend_from_slice(MASK);
+            i += secret.len();
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    bytes::Bytes::from(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +128,24 @@ mod tests {
         );
         assert_eq!(vault_key_from(&h("Bearer sk_test_real")), None);
         assert_eq!(vault_key_from(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn secrets_in_answers_are_redacted() {
+        let c = Credentials::Twilio {
+            account_sid: "ACreal".into(),
+            auth_token: Secret::new("tok_0123456789"),
+        };
+        let out = redact_secret(
+            bytes::Bytes::from_static(br#"{"auth_token":"tok_0123456789","sid":"ACreal"}"#),
+            &c,
+        );
+        assert_eq!(
+            &out[..],
+            br#"{"auth_token":"[redacted by vendorgate]","sid":"ACreal"}"#
+        );
+        let clean = bytes::Bytes::from_static(b"{}");
+        assert_eq!(redact_secret(clean.clone(), &c), clean);
     }
 
     #[test]

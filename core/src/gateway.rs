@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::allowlist::{canonical_method, canonicalize_path, METHOD_OVERRIDE_HEADERS};
 use crate::audit::{format_time_ms, AuditRow};
 use crate::config::Config;
-use crate::credentials::{authorization_for, rewrite_twilio_path, vault_key_from};
+use crate::credentials::{authorization_for, redact_secret, rewrite_twilio_path, vault_key_from};
 use crate::currency::minor_to_micros;
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::forward;
@@ -684,7 +684,7 @@ impl Gateway {
         let resp = ProxyResponse {
             status: answer.status,
             headers,
-            body: answer.body,
+            body: redact_secret(answer.body, creds),
             cost_micros: audit.cost_micros,
             remaining_micros: 0,
         };
