@@ -22,6 +22,9 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
+    /// How long a store operation waits for another process's lock before the request is
+    /// refused with 503 (default 5000).
+    pub store_busy_timeout_ms: Option<u64>,
     pub stripe: Option<VendorSection>,
     pub twilio: Option<VendorSection>,
     pub resend: Option<VendorSection>,

@@ -79,6 +79,9 @@ CREATE INDEX audit_time ON audit(time_ms);
 /// States whose amounts count against caps.
 const COUNTED: &str = "state NOT IN ('none', 'superseded')";
 
+/// How long an operation waits for another process's lock by default.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
@@ -86,6 +89,12 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (creating if needed) a database file and bring its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// Like [`SqliteStore::open`], with how long an operation waits for another process's
+    /// lock before failing (and the request being refused with 503).
+    pub fn open_with_busy_timeout(path: impl AsRef<Path>, busy_timeout: Duration) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
@@ -95,16 +104,16 @@ impl SqliteStore {
                 )));
             }
         }
-        Self::setup(Connection::open(path)?)
+        Self::setup(Connection::open(path)?, busy_timeout)
     }
 
     /// A private in-memory database (tests, throwaway demos).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::setup(Connection::open_in_memory()?)
+        Self::setup(Connection::open_in_memory()?, DEFAULT_BUSY_TIMEOUT)
     }
 
-    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(Duration::from_secs(10))?;
+    fn setup(mut conn: Connection, busy_timeout: Duration) -> Result<Self, StoreError> {
+        conn.busy_timeout(busy_timeout)?;
         // WAL + NORMAL: a commit survives a killed process (the WAL is written before the
         // commit returns); only an OS crash can lose the newest transactions.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -492,10 +501,10 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        let conn = self.conn.lock();
-        conn.query_row("SELECT COUNT(*) FROM keys WHERE 0", [], |r| {
-            r.get::<_, i64>(0)
-        })?;
+        // Healthy means a reservation could be taken now: take the write lock and let go.
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.rollback()?;
         Ok(())
     }
 }
