@@ -349,3 +349,72 @@ proptest! {
         prop_assert!(longer.count >= s.count || (s.ucs2 && !longer.ucs2));
     }
 }
+
+/// Found by the race trials: a capture on day 2 of an authorization held on day 1 moved the
+/// whole amount into day 2's window without a cap check.
+#[test]
+fn an_object_settled_on_a_later_day_keeps_its_first_day() {
+    let store = SqliteStore::in_memory().unwrap();
+    add_key(&store, "k", Some(10_000), Some(500));
+    let ReserveOutcome::Reserved { spend_id, .. } = store
+        .reserve(&reserve_req(
+            "k",
+            400,
+            Some(10_000),
+            Some(500),
+            "2026-11-27",
+        ))
+        .unwrap()
+    else {
+        panic!()
+    };
+    store
+        .finish(&Finish {
+            settle: Some(Settle {
+                spend_id,
+                state: MoneyState::Committed,
+                cost: 400,
+                object_id: Some("pi_1".into()),
+                authoritative: true,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(reserved(
+        &store
+            .reserve(&reserve_req(
+                "k",
+                300,
+                Some(10_000),
+                Some(500),
+                "2026-11-28"
+            ))
+            .unwrap()
+    ));
+    let mut capture = reserve_req("k", 400, Some(10_000), Some(500), "2026-11-28");
+    capture.object_id = Some("pi_1".into());
+    let ReserveOutcome::Reserved { spend_id, counted } = store.reserve(&capture).unwrap() else {
+        panic!("capture refused")
+    };
+    assert_eq!(counted, 0);
+    store
+        .finish(&Finish {
+            settle: Some(Settle {
+                spend_id,
+                state: MoneyState::Moved,
+                cost: 400,
+                object_id: Some("pi_1".into()),
+                authoritative: true,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(store.usage("k", "2026-11-27").unwrap().today, 400);
+    assert_eq!(
+        store.usage("k", "2026-11-28").unwrap().today,
+        300,
+        "day 2 holds only what was reserved on day 2"
+    );
+    let u = store.usage("k", "2026-11-28").unwrap();
+    assert_eq!((u.spent, u.pending, u.total), (700, 0, 700));
+}

@@ -94,7 +94,10 @@ impl SqliteStore {
 
     /// Like [`SqliteStore::open`], with how long an operation waits for another process's
     /// lock before failing (and the request being refused with 503).
-    pub fn open_with_busy_timeout(path: impl AsRef<Path>, busy_timeout: Duration) -> Result<Self, StoreError> {
+    pub fn open_with_busy_timeout(
+        path: impl AsRef<Path>,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
@@ -189,6 +192,61 @@ fn counted_totals(tx: &Connection, key_id: &str, day: &str) -> rusqlite::Result<
         params![key_id, day],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
+}
+
+/// Make the rows of one vendor object add up to what the vendor now says about it (`state`,
+/// `cost`). Rows keep their UTC day: an increase lands on `own` (this call's row, reserved
+/// against today's window) or, for a pass-through read, on the newest row; a decrease is
+/// taken from the newest rows first. Rows still in flight are left alone.
+fn set_object_position(
+    tx: &Connection,
+    key_id: &str,
+    object_id: &str,
+    own: Option<i64>,
+    state: MoneyState,
+    cost: i64,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT spend_id, amount FROM spends WHERE key_id = ?1 AND object_id = ?2 AND spend_id != ?3 AND state != 'reserved' AND {COUNTED} ORDER BY spend_id DESC"
+    ))?;
+    let others: Vec<(i64, i64)> = stmt
+        .query_map(params![key_id, object_id, own.unwrap_or(-1)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let target = if state.counts() { cost } else { 0 };
+    let counted_elsewhere: i64 = others.iter().map(|(_, a)| a).sum();
+    let mut increase = (target - counted_elsewhere).max(0);
+    if let Some(own) = own {
+        tx.execute(
+            "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
+            params![own, state.as_str(), increase],
+        )?;
+        increase = 0;
+    } else if others.is_empty() {
+        return Ok(());
+    }
+    let mut excess = (counted_elsewhere - target).max(0);
+    for (i, (id, amount)) in others.iter().enumerate() {
+        let cut = excess.min(*amount);
+        excess -= cut;
+        let mut new_amount = amount - cut;
+        if i == 0 {
+            new_amount += increase;
+        }
+        let new_state = if new_amount > 0 || (i == 0 && own.is_none() && state.counts()) {
+            state
+        } else if state.counts() {
+            MoneyState::Superseded
+        } else {
+            MoneyState::None
+        };
+        tx.execute(
+            "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
+            params![id, new_state.as_str(), new_amount],
+        )?;
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -332,46 +390,38 @@ impl Store for SqliteStore {
         let mut conn = self.conn.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(s) = &f.settle {
-            // Unknown keeps whatever was reserved: it is not proof of anything.
-            if s.state == MoneyState::Unknown {
-                tx.execute(
-                    "UPDATE spends SET state = 'unknown' WHERE spend_id = ?1",
+            let object_id = match &s.object_id {
+                Some(o) => Some(o.clone()),
+                None => tx.query_row(
+                    "SELECT object_id FROM spends WHERE spend_id = ?1",
                     params![s.spend_id],
+                    |r| r.get(0),
+                )?,
+            };
+            if s.state == MoneyState::Unknown {
+                // Unknown keeps whatever was reserved: it is not proof of anything.
+                tx.execute("UPDATE spends SET state = 'unknown', object_id = COALESCE(?2, object_id) WHERE spend_id = ?1", params![s.spend_id, object_id])?;
+            } else if let (true, Some(obj)) = (s.authoritative, &object_id) {
+                let key_id: String = tx.query_row(
+                    "SELECT key_id FROM spends WHERE spend_id = ?1",
+                    params![s.spend_id],
+                    |r| r.get(0),
                 )?;
+                tx.execute(
+                    "UPDATE spends SET object_id = ?2 WHERE spend_id = ?1",
+                    params![s.spend_id, obj],
+                )?;
+                set_object_position(&tx, &key_id, obj, Some(s.spend_id), s.state, s.cost)?;
             } else {
                 let amount = if s.state.counts() { s.cost } else { 0 };
                 tx.execute(
                     "UPDATE spends SET state = ?2, amount = ?3, object_id = COALESCE(?4, object_id) WHERE spend_id = ?1",
-                    params![s.spend_id, s.state.as_str(), amount, s.object_id],
+                    params![s.spend_id, s.state.as_str(), amount, object_id],
                 )?;
-                if s.authoritative {
-                    if let Some(obj) = &s.object_id {
-                        tx.execute(
-                            &format!("UPDATE spends SET state = 'superseded', amount = 0 WHERE key_id = (SELECT key_id FROM spends WHERE spend_id = ?1) AND object_id = ?2 AND spend_id != ?1 AND state != 'reserved' AND {COUNTED}"),
-                            params![s.spend_id, obj],
-                        )?;
-                    }
-                }
             }
         }
         if let Some(r) = &f.reconcile {
-            let latest: Option<i64> = tx
-                .query_row(
-                    "SELECT MAX(spend_id) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND state NOT IN ('reserved', 'superseded')",
-                    params![r.key_id, r.object_id],
-                    |row| row.get(0),
-                )?;
-            if let Some(id) = latest {
-                let amount = if r.state.counts() { r.cost } else { 0 };
-                tx.execute(
-                    "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
-                    params![id, r.state.as_str(), amount],
-                )?;
-                tx.execute(
-                    &format!("UPDATE spends SET state = 'superseded', amount = 0 WHERE key_id = ?1 AND object_id = ?2 AND spend_id != ?3 AND state != 'reserved' AND {COUNTED}"),
-                    params![r.key_id, r.object_id, id],
-                )?;
-            }
+            set_object_position(&tx, &r.key_id, &r.object_id, None, r.state, r.cost)?;
         }
         if let Some((key_id, object_id, m)) = &f.remember {
             tx.execute(
