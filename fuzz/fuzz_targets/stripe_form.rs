@@ -1,0 +1,20 @@
+#![no_main]
+//! Any Stripe form body: the estimate never panics and is never negative.
+use libfuzzer_sys::fuzz_target;
+use vendorgate::vendor::{CostModel, Estimate, RequestView, ResponseView};
+use vendorgate::Pricing;
+
+const PATHS: [&str; 7] = ["/v1/payment_intents", "/v1/charges", "/v1/refunds", "/v1/payouts", "/v1/transfers", "/v1/payment_intents/pi_1/capture", "/v1/invoices/in_1/pay"];
+
+fuzz_target!(|data: &[u8]| {
+    let pricing = Pricing::default();
+    let model = vendorgate::Vendor::Stripe.model();
+    for path in PATHS {
+        let req = RequestView { method: "POST", path, query: None, content_type: Some("application/x-www-form-urlencoded"), body: data };
+        if let Estimate::Priced { micros, .. } = model.estimate(&pricing, &req) {
+            assert!(micros >= 0);
+        }
+        let out = model.settle(&pricing, &req, 1_000, &ResponseView { status: 200, body: data });
+        assert!(out.cost_micros >= 0);
+    }
+});
