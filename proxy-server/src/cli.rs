@@ -53,10 +53,10 @@ pub struct IssueArgs {
     #[arg(long)]
     vendor: String,
     /// Cap over the key's whole life, in USD (e.g. 500 or 12.50).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     max_usd: Option<String>,
     /// Cap per UTC day, in USD.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     daily_usd_cap: Option<String>,
     /// An allowed endpoint, "METHOD /path" or "/path" (* one segment, ** the rest). Repeat.
     #[arg(long = "allow", value_name = "ENDPOINT")]

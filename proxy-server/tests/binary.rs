@@ -213,3 +213,129 @@ fn sigterm_shuts_down_cleanly() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn cli_bad_input_gets_a_clear_message_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    // Create the database once through the CLI's own local mode.
+    let (mut child, _) = serve(
+        &["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &[],
+        1,
+    );
+    child.kill().unwrap();
+    let db = db.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["keys", "issue", "--vendor", "paypal", "--db", db],
+            "paypal",
+        ),
+        (
+            &[
+                "keys",
+                "issue",
+                "--vendor",
+                "stripe",
+                "--max-usd",
+                "-5",
+                "--db",
+                db,
+            ],
+            "--max-usd",
+        ),
+        (
+            &[
+                "keys",
+                "issue",
+                "--vendor",
+                "stripe",
+                "--max-usd",
+                "1.0000001",
+                "--db",
+                db,
+            ],
+            "--max-usd",
+        ),
+        (
+            &[
+                "keys", "issue", "--vendor", "stripe", "--allow", "/v1/../x", "--db", db,
+            ],
+            "allowed_endpoints",
+        ),
+        (
+            &[
+                "keys",
+                "issue",
+                "--vendor",
+                "stripe",
+                "--expires-in",
+                "soon",
+                "--db",
+                db,
+            ],
+            "--expires-in",
+        ),
+        (
+            &[
+                "keys",
+                "issue",
+                "--vendor",
+                "stripe",
+                "--metadata",
+                "{nope",
+                "--db",
+                db,
+            ],
+            "--metadata",
+        ),
+        (&["keys", "issue", "--vendor", "stripe"], "--server"),
+        (&["keys", "show", "key_missing", "--db", db], "no key"),
+        (&["keys", "revoke", "key_missing", "--db", db], "no key"),
+        (
+            &["keys", "list", "--db", "/nonexistent/dir/x.db"],
+            "does not exist",
+        ),
+        (&["audit", "--server", "not a url"], "url"),
+    ];
+    for (args, needle) in cases {
+        let out = clean_cmd().args(*args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // And the happy path works locally, showing the vault key once.
+    let out = clean_cmd()
+        .args([
+            "keys",
+            "issue",
+            "--vendor",
+            "stripe",
+            "--max-usd",
+            "5",
+            "--allow",
+            "POST /v1/payment_intents",
+            "--json",
+            "--db",
+            db,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["vault_key"].as_str().unwrap().starts_with("vk_"));
+    let list = clean_cmd()
+        .args(["keys", "list", "--db", db])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains(v["key_id"].as_str().unwrap())
+            && !text.contains(v["vault_key"].as_str().unwrap())
+    );
+}
