@@ -1,7 +1,7 @@
 #![no_main]
 //! Any Resend body: the estimate never panics and is never negative.
 use libfuzzer_sys::fuzz_target;
-use vendorgate::vendor::{CostModel, Estimate, RequestView, ResponseView};
+use vendorgate::vendor::{Estimate, RequestView, ResponseView};
 use vendorgate::Pricing;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 #![no_main]
 //! Any Stripe form body: the estimate never panics and is never negative.
 use libfuzzer_sys::fuzz_target;
-use vendorgate::vendor::{CostModel, Estimate, RequestView, ResponseView};
+use vendorgate::vendor::{Estimate, RequestView, ResponseView};
 use vendorgate::Pricing;
 
 const PATHS: [&str; 7] = ["/v1/payment_intents", "/v1/charges", "/v1/refunds", "/v1/payouts", "/v1/transfers", "/v1/payment_intents/pi_1/capture", "/v1/invoices/in_1/pay"];

@@ -2,7 +2,7 @@
 //! Segment counting and Twilio pricing never panic; at least one segment.
 use libfuzzer_sys::fuzz_target;
 use vendorgate::vendor::twilio::{count_segments, segment_rate};
-use vendorgate::vendor::{CostModel, RequestView};
+use vendorgate::vendor::RequestView;
 use vendorgate::Pricing;
 
 fuzz_target!(|data: &[u8]| {
