@@ -134,21 +134,8 @@ impl Handle {
                 .map(KeyStatus::to_json)
                 .collect()),
             Handle::Remote(r) => {
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                if let Some(run) = &run_id {
-                    q.append_pair("run_id", run);
-                }
-                if active {
-                    q.append_pair("active", "true");
-                }
-                array(
-                    r.admin(
-                        reqwest::Method::GET,
-                        &format!("/v1/keys?{}", q.finish()),
-                        None,
-                    )
-                    .await?,
-                )
+                let path = format!("/v1/keys?{}", list_query(run_id.as_deref(), active));
+                array(r.admin(reqwest::Method::GET, &path, None).await?)
             }
         }
     }
@@ -157,30 +144,8 @@ impl Handle {
         match self {
             Handle::Embedded(g) => Ok(g.audit(query).await?.iter().map(|r| r.to_json()).collect()),
             Handle::Remote(r) => {
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                if let Some(k) = &query.key_id {
-                    q.append_pair("key_id", k);
-                }
-                if let Some(run) = &query.run_id {
-                    q.append_pair("run_id", run);
-                }
-                if let Some(s) = query.since_ms {
-                    q.append_pair("since", &s.to_string());
-                }
-                if let Some(a) = query.after_id {
-                    q.append_pair("after_id", &a.to_string());
-                }
-                if query.limit > 0 {
-                    q.append_pair("limit", &query.limit.to_string());
-                }
-                array(
-                    r.admin(
-                        reqwest::Method::GET,
-                        &format!("/v1/audit?{}", q.finish()),
-                        None,
-                    )
-                    .await?,
-                )
+                let path = format!("/v1/audit?{}", audit_query(&query));
+                array(r.admin(reqwest::Method::GET, &path, None).await?)
             }
         }
     }
@@ -267,6 +232,39 @@ impl Handle {
             Handle::Remote(r) => r.vendor_request(vendor, method, path, map, bytes).await,
         }
     }
+}
+
+// Query strings are built in plain functions: the serializer is not Send, and the
+// Node binding needs every future here to be.
+fn list_query(run_id: Option<&str>, active: bool) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(run) = run_id {
+        q.append_pair("run_id", run);
+    }
+    if active {
+        q.append_pair("active", "true");
+    }
+    q.finish()
+}
+
+fn audit_query(query: &AuditQuery) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(k) = &query.key_id {
+        q.append_pair("key_id", k);
+    }
+    if let Some(run) = &query.run_id {
+        q.append_pair("run_id", run);
+    }
+    if let Some(s) = query.since_ms {
+        q.append_pair("since", &s.to_string());
+    }
+    if let Some(a) = query.after_id {
+        q.append_pair("after_id", &a.to_string());
+    }
+    if query.limit > 0 {
+        q.append_pair("limit", &query.limit.to_string());
+    }
+    q.finish()
 }
 
 fn path_part(key: &str) -> Result<String> {
@@ -515,6 +513,23 @@ fn unreachable_server(base: &str, e: &reqwest::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn futures_are_send_for_the_node_binding() {
+        let h = Handle::connect("http://127.0.0.1:9", None).unwrap();
+        assert_send(&h.list_keys(None, true));
+        assert_send(&h.audit(AuditQuery::default()));
+        assert_send(&h.request(
+            "vk_x",
+            Vendor::Stripe,
+            "GET",
+            "/v1/x",
+            vec![],
+            RequestBody::Empty,
+        ));
+    }
 
     #[test]
     fn forms_encode_stripe_style() {

@@ -18,6 +18,10 @@ pub fn render(vendor: Option<Vendor>, err: &Error) -> (u16, HeaderMap, Bytes) {
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // Lets a client in connect mode tell a gateway refusal from a vendor's own error.
+    if let Ok(v) = HeaderValue::from_str(err.reason()) {
+        headers.insert("vendorgate-refusal", v);
+    }
     let mut body = match vendor {
         Some(Vendor::Stripe) => {
             // The SDKs retry 409 and 5xx unless told not to; a refusal will not change on retry.
