@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, MutexGuard};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::{AuditQuery, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Store, Usage};
 use crate::audit::AuditRow;
@@ -82,8 +84,15 @@ const COUNTED: &str = "state NOT IN ('none', 'superseded')";
 /// How long an operation waits for another process's lock by default.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Read connections per store: reads (key lookups, usage) run beside the writer (WAL).
+const READERS: usize = 4;
+
 pub struct SqliteStore {
+    /// The one writer: every write is a `BEGIN IMMEDIATE` transaction on it.
     conn: Mutex<Connection>,
+    /// Read-only connections; empty for an in-memory database (which is private to `conn`).
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 impl SqliteStore {
@@ -107,7 +116,30 @@ impl SqliteStore {
                 )));
             }
         }
-        Self::setup(Connection::open(path)?, busy_timeout)
+        let mut store = Self::setup(Connection::open(path)?, busy_timeout)?;
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            r.busy_timeout(busy_timeout)?;
+            store.readers.push(Mutex::new(r));
+        }
+        Ok(store)
+    }
+
+    /// A read connection: the first free one, else wait on one in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        if self.readers.is_empty() {
+            return self.conn.lock();
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Some(g) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return g;
+            }
+        }
+        self.readers[start % self.readers.len()].lock()
     }
 
     /// A private in-memory database (tests, throwaway demos).
@@ -137,6 +169,8 @@ impl SqliteStore {
         tx.commit()?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
         })
     }
 }
@@ -263,7 +297,7 @@ impl Store for SqliteStore {
     }
 
     fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-        let conn = self.conn.lock();
+        let conn = self.reader();
         let row = conn
             .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE key_hash = ?1"))?
             .query_row(params![&hash[..]], key_from_row)
@@ -272,7 +306,7 @@ impl Store for SqliteStore {
     }
 
     fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let conn = self.conn.lock();
+        let conn = self.reader();
         let row = conn
             .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE key_id = ?1"))?
             .query_row(params![key_id], key_from_row)
@@ -290,7 +324,7 @@ impl Store for SqliteStore {
     }
 
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        let conn = self.conn.lock();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {KEY_COLS} FROM keys WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR (revoked_at_ms IS NULL AND expires_at_ms > ?2)) ORDER BY created_at_ms DESC, key_id LIMIT ?3"
         ))?;
@@ -460,7 +494,7 @@ impl Store for SqliteStore {
     }
 
     fn recall(&self, key_id: &str, object_id: &str) -> Result<Option<Remembered>, StoreError> {
-        let conn = self.conn.lock();
+        let conn = self.reader();
         Ok(conn
             .query_row(
                 "SELECT micros, currency FROM objects WHERE key_id = ?1 AND object_id = ?2",
@@ -476,7 +510,7 @@ impl Store for SqliteStore {
     }
 
     fn usage(&self, key_id: &str, day: &str) -> Result<Usage, StoreError> {
-        let conn = self.conn.lock();
+        let conn = self.reader();
         let mut u = Usage::default();
         let mut stmt = conn.prepare_cached(&format!("SELECT state, SUM(amount), SUM(CASE WHEN day = ?2 THEN amount ELSE 0 END) FROM spends WHERE key_id = ?1 AND {COUNTED} GROUP BY state"))?;
         let rows = stmt.query_map(params![key_id, day], |r| {
@@ -505,7 +539,7 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let conn = self.conn.lock();
+        let conn = self.reader();
         let limit = if q.limit == 0 {
             100
         } else {
