@@ -25,6 +25,10 @@ step "End to end: vendorgate binary + Python SDKs (stripe, twilio, resend)"
 step "End to end: vendorgate binary + Node SDKs (stripe, twilio, resend)"
 (cd tests/e2e-node && npm install --no-audit --no-fund --loglevel=error && node --test)
 
+step "Examples (smoke): Rust runaway agent"
+cargo run -q -p vendorgate-examples --bin runaway-agent | tee "$ROOT/target/example-output.txt"
+grep -q "with the gate (\$500 cap): 5 went through" "$ROOT/target/example-output.txt"
+
 step "Offline demo (smoke)"
 "$VENDORGATE_BIN" demo --retries 40 > "$ROOT/target/demo-output.txt"
 grep -q "spend_cap_exceeded" "$ROOT/target/demo-output.txt"

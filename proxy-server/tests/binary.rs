@@ -158,6 +158,7 @@ fn example_config_is_valid() {
         "{line}"
     );
     child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]
