@@ -359,12 +359,17 @@ impl Gateway {
                 let usage = self
                     .store(move |s| {
                         s.finish(&finish)?;
-                        s.usage(&key_id, &day)
+                        s.totals(&key_id, &day)
                     })
                     .await;
                 // A failed write leaves any reservation counted (state `reserved`), which can
                 // only over-count; the vendor's answer still goes back to the agent.
-                if let (Ok(u), Some(policy)) = (usage, policy) {
+                if let (Ok((total, today)), Some(policy)) = (usage, policy) {
+                    let u = Usage {
+                        total,
+                        today,
+                        ..Usage::default()
+                    };
                     resp.remaining_micros = remaining(&policy, &u);
                     insert_usd(
                         &mut resp.headers,

@@ -323,6 +323,8 @@ proptest! {
                 }
             }
             prop_assert!(store.usage("k", DAY).unwrap().total <= cap);
+            // The running totals the cap check reads agree with the rows they summarise.
+            prop_assert_eq!(store.totals("k", DAY).unwrap().0, store.usage("k", DAY).unwrap().total);
         }
     }
 
@@ -418,4 +420,33 @@ fn an_object_settled_on_a_later_day_keeps_its_first_day() {
     let u = store.usage("k", "2026-11-28").unwrap();
     // The held 400 is now moved (kept on day 1); the 300 charge is still in flight.
     assert_eq!((u.spent, u.reserved, u.total), (400, 300, 700));
+}
+
+#[test]
+fn upgrading_a_version_1_database_backfills_the_running_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v1.db");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        add_key(&store, "k", Some(1_000), None);
+        for _ in 0..3 {
+            assert!(reserved(
+                &store
+                    .reserve(&reserve_req("k", 100, Some(1_000), None, DAY))
+                    .unwrap()
+            ));
+        }
+    }
+    // Turn the file back into a version-1 database (no totals table, no triggers).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TRIGGER spends_totals_insert; DROP TRIGGER spends_totals_update; DROP TRIGGER spends_totals_delete; DROP TABLE spend_totals; PRAGMA user_version = 1;").unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&db).unwrap();
+    assert_eq!(store.totals("k", DAY).unwrap(), (300, 300));
+    assert!(matches!(
+        store
+            .reserve(&reserve_req("k", 800, Some(1_000), None, DAY))
+            .unwrap(),
+        ReserveOutcome::OverCap { spent: 300, .. }
+    ));
 }

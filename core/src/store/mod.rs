@@ -124,7 +124,10 @@ pub trait Store: Send + Sync + 'static {
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError>;
     fn finish(&self, finish: &Finish) -> Result<(), StoreError>;
     fn recall(&self, key_id: &str, object_id: &str) -> Result<Option<Remembered>, StoreError>;
+    /// What a key has counted by state (admin views).
     fn usage(&self, key_id: &str, day: &str) -> Result<Usage, StoreError>;
+    /// `(total, today)` counted for a key: what the caps are checked against (hot path).
+    fn totals(&self, key_id: &str, day: &str) -> Result<(i64, i64), StoreError>;
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
     /// Cheap liveness check for `/healthz`.
     fn ping(&self) -> Result<(), StoreError>;

@@ -16,7 +16,8 @@ use crate::keys::{KeyHash, KeyRecord, Policy};
 use crate::vendor::{MoneyState, Remembered};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE keys (
     key_id        TEXT PRIMARY KEY,
     key_hash      BLOB NOT NULL UNIQUE,
@@ -76,7 +77,34 @@ CREATE TABLE audit (
 CREATE INDEX audit_key ON audit(key_id, id);
 CREATE INDEX audit_run ON audit(run_id, id);
 CREATE INDEX audit_time ON audit(time_ms);
-"#];
+"#,
+    // Running totals per key and UTC day, kept by triggers in the same transaction as every
+    // change to `spends`, so a cap check reads one row instead of summing a key's history.
+    r#"
+CREATE TABLE spend_totals (
+    key_id TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    PRIMARY KEY (key_id, day)
+) WITHOUT ROWID;
+INSERT INTO spend_totals (key_id, day, amount)
+    SELECT key_id, day, SUM(amount) FROM spends WHERE state NOT IN ('none', 'superseded') GROUP BY key_id, day;
+CREATE TRIGGER spends_totals_insert AFTER INSERT ON spends WHEN NEW.state NOT IN ('none', 'superseded') BEGIN
+    INSERT INTO spend_totals (key_id, day, amount) VALUES (NEW.key_id, NEW.day, NEW.amount)
+        ON CONFLICT (key_id, day) DO UPDATE SET amount = amount + excluded.amount;
+END;
+CREATE TRIGGER spends_totals_update AFTER UPDATE OF state, amount, day, key_id ON spends BEGIN
+    UPDATE spend_totals SET amount = amount - OLD.amount
+        WHERE key_id = OLD.key_id AND day = OLD.day AND OLD.state NOT IN ('none', 'superseded');
+    INSERT INTO spend_totals (key_id, day, amount)
+        SELECT NEW.key_id, NEW.day, NEW.amount WHERE NEW.state NOT IN ('none', 'superseded')
+        ON CONFLICT (key_id, day) DO UPDATE SET amount = amount + excluded.amount;
+END;
+CREATE TRIGGER spends_totals_delete AFTER DELETE ON spends WHEN OLD.state NOT IN ('none', 'superseded') BEGIN
+    UPDATE spend_totals SET amount = amount - OLD.amount WHERE key_id = OLD.key_id AND day = OLD.day;
+END;
+"#,
+];
 
 /// States whose amounts count against caps.
 const COUNTED: &str = "state NOT IN ('none', 'superseded')";
@@ -220,12 +248,10 @@ fn build_key(row: KeyRow) -> Result<KeyRecord, StoreError> {
 const KEY_COLS: &str =
     "key_id, policy, run_id, metadata, created_at_ms, expires_at_ms, revoked_at_ms";
 
-fn counted_totals(tx: &Connection, key_id: &str, day: &str) -> rusqlite::Result<(i64, i64)> {
-    tx.query_row(
-        &format!("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(CASE WHEN day = ?2 THEN amount END), 0) FROM spends WHERE key_id = ?1 AND {COUNTED}"),
-        params![key_id, day],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+/// Counted µUSD for a key over its life and on `day`, from the running totals.
+fn counted_totals(conn: &Connection, key_id: &str, day: &str) -> rusqlite::Result<(i64, i64)> {
+    conn.prepare_cached("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(CASE WHEN day = ?2 THEN amount END), 0) FROM spend_totals WHERE key_id = ?1")?
+        .query_row(params![key_id, day], |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
 /// Make the rows of one vendor object add up to what the vendor now says about it (`state`,
@@ -507,6 +533,10 @@ impl Store for SqliteStore {
                 },
             )
             .optional()?)
+    }
+
+    fn totals(&self, key_id: &str, day: &str) -> Result<(i64, i64), StoreError> {
+        Ok(counted_totals(&self.reader(), key_id, day)?)
     }
 
     fn usage(&self, key_id: &str, day: &str) -> Result<Usage, StoreError> {
