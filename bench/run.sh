@@ -12,13 +12,17 @@ UP=18081; PX=18082; VG=18083
 cleanup() { [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; [ -n "${VGPID:-}" ] && kill "$VGPID" 2>/dev/null || true; }
 trap cleanup EXIT
 
-cargo build --release -q -p vendorgate-server
+VG_BIN=${VG_BIN:-}
+if [ -z "$VG_BIN" ]; then
+  cargo build --release -q -p vendorgate-server
+  VG_BIN=target/release/vendorgate
+fi
 sed -e "s#@DIR@#$WORK#g" -e "s#@UPSTREAM@#$UP#g" -e "s#@PROXY@#$PX#g" bench/nginx.conf.tmpl > "$WORK/nginx.conf"
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 sleep 0.5
 
 export VENDORGATE_ADMIN_TOKEN=bench-admin STRIPE_SECRET_KEY=sk_test_bench VENDORGATE_STRIPE_URL=http://127.0.0.1:$UP
-RUST_LOG=warn target/release/vendorgate serve --listen 127.0.0.1:$VG --db "$WORK/bench.db" > "$WORK/vg.out" 2> "$WORK/vg.err" &
+RUST_LOG=warn "$VG_BIN" serve --listen 127.0.0.1:$VG --db "$WORK/bench.db" > "$WORK/vg.out" 2> "$WORK/vg.err" &
 VGPID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$VG/healthz" >/dev/null && break; sleep 0.1; done
 VK=$(curl -s -X POST "http://127.0.0.1:$VG/v1/keys" -H "Authorization: Bearer bench-admin" \
@@ -62,4 +66,4 @@ REVOKE_MS=$(( (T1 - T0) / 1000 ))
 
 python3 bench/report.py "$RESULTS" "$RSS_IDLE" "$RSS_1K" "$REVOKE_MS" "$AFTER" "$DUR" "$CONN" > "$WORK/table.md"
 cat "$WORK/table.md"
-python3 bench/report.py --write-doc "$WORK/table.md" docs/BENCHMARKS.md
+[ -n "${NO_DOC:-}" ] || python3 bench/report.py --write-doc "$WORK/table.md" docs/BENCHMARKS.md

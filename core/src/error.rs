@@ -175,6 +175,9 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("store task failed: {0}")]
     Task(String),
+    /// The shared transaction a write was batched into failed (e.g. the database is locked).
+    #[error("database error: {0}")]
+    Batch(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

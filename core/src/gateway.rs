@@ -206,11 +206,13 @@ impl Gateway {
         let out = tokio::task::spawn_blocking(move || f(&*store))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        out.map_err(|e| {
-            self.inner.metrics.store_error();
-            tracing::error!(error = %e, "store operation failed");
-            Error::Store(e)
-        })
+        out.map_err(|e| self.store_failed(e))
+    }
+
+    fn store_failed(&self, e: StoreError) -> Error {
+        self.inner.metrics.store_error();
+        tracing::error!(error = %e, "store operation failed");
+        Error::Store(e)
     }
 
     // ---- keys -------------------------------------------------------------------------
@@ -356,15 +358,10 @@ impl Gateway {
                 // Settle, audit and the usage behind Vendorgate-Remaining-Usd in one trip.
                 let (key_id, policy) = (ctx.key_id.unwrap_or_default(), ctx.policy);
                 let day = utc_day(self.now_ms());
-                let usage = self
-                    .store(move |s| {
-                        s.finish(&finish)?;
-                        s.totals(&key_id, &day)
-                    })
-                    .await;
+                let usage = self.finish(finish, Some((key_id, day))).await;
                 // A failed write leaves any reservation counted (state `reserved`), which can
                 // only over-count; the vendor's answer still goes back to the agent.
-                if let (Ok((total, today)), Some(policy)) = (usage, policy) {
+                if let (Ok(Some((total, today))), Some(policy)) = (usage, policy) {
                     let u = Usage {
                         total,
                         today,
@@ -429,8 +426,34 @@ impl Gateway {
     }
 
     async fn finish_or_log(&self, finish: Finish) {
-        // Failures are logged by `store`; a reservation left `reserved` only over-counts.
-        let _ = self.store(move |s| s.finish(&finish)).await;
+        // Failures are logged; a reservation left `reserved` only over-counts.
+        let _ = self.finish(finish, None).await;
+    }
+
+    /// Settle + audit (and read the key's totals when asked) in one store transaction,
+    /// through the store's write queue when it has one.
+    async fn finish(
+        &self,
+        finish: Finish,
+        totals_for: Option<(String, String)>,
+    ) -> Result<Option<(i64, i64)>> {
+        match self.inner.store.finish_queued(finish, totals_for) {
+            Ok(rx) => self.queued(rx).await,
+            Err((finish, totals_for)) => {
+                self.store(move |s| {
+                    s.finish(&finish)?;
+                    totals_for.map(|(k, d)| s.totals(&k, &d)).transpose()
+                })
+                .await
+            }
+        }
+    }
+
+    /// Await a queued store write.
+    async fn queued<T>(&self, rx: crate::store::Queued<T>) -> Result<T> {
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Task("the store dropped a queued write".into())))
+            .map_err(|e| self.store_failed(e))
     }
 
     async fn run(
@@ -445,10 +468,11 @@ impl Gateway {
         let vault_key =
             vault_key_from(&req.headers).ok_or(Error::Unauthorized(AuthFailure::Missing))?;
         let hash = hash_vault_key(&vault_key);
-        let key = self
-            .store(move |s| s.key_by_hash(&hash))
-            .await?
-            .ok_or(Error::Unauthorized(AuthFailure::UnknownKey))?;
+        let found = match self.inner.store.try_key_by_hash(&hash) {
+            Some(r) => r.map_err(|e| self.store_failed(e))?,
+            None => self.store(move |s| s.key_by_hash(&hash)).await?,
+        };
+        let key = found.ok_or(Error::Unauthorized(AuthFailure::UnknownKey))?;
         audit.key_id = Some(key.key_id.clone());
         audit.run_id = key.run_id.clone();
         let vendor = key.policy.vendor;
@@ -574,7 +598,11 @@ impl Gateway {
                 max_usd: key.policy.max_usd,
                 daily_usd_cap: key.policy.daily_usd_cap,
             };
-            match self.store(move |s| s.reserve(&reserve)).await? {
+            let outcome = match self.inner.store.reserve_queued(reserve) {
+                Ok(rx) => self.queued(rx).await?,
+                Err(reserve) => self.store(move |s| s.reserve(&reserve)).await?,
+            };
+            match outcome {
                 ReserveOutcome::Reserved { spend_id, .. } | ReserveOutcome::Replay { spend_id } => ctx.spend = Some(spend_id),
                 ReserveOutcome::InFlight => return Err(Error::DuplicateRequest("a request with this Idempotency-Key is still in flight; wait for its answer".into())),
                 ReserveOutcome::Conflict => {

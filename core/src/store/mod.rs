@@ -13,6 +13,7 @@ use crate::keys::{KeyHash, KeyRecord};
 use crate::vendor::{MoneyState, Remembered};
 
 pub mod sqlite;
+mod writer;
 
 pub use sqlite::SqliteStore;
 
@@ -113,6 +114,9 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+/// The answer to a queued write, delivered after its transaction commits.
+pub type Queued<T> = tokio::sync::oneshot::Receiver<Result<T, StoreError>>;
+
 pub trait Store: Send + Sync + 'static {
     fn insert_key(&self, record: &KeyRecord, hash: &KeyHash) -> Result<(), StoreError>;
     fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError>;
@@ -131,4 +135,31 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
     /// Cheap liveness check for `/healthz`.
     fn ping(&self) -> Result<(), StoreError>;
+
+    /// The key lookup, answered inline only if it needs no waiting (a read connection is free
+    /// right now); `None` sends the caller to the blocking pool. Saves a thread hand-off on
+    /// every request; an implementation without such a fast path keeps the default.
+    fn try_key_by_hash(&self, _hash: &KeyHash) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        None
+    }
+
+    /// `reserve` without holding a thread while it waits (SQLite: its writer thread, which
+    /// commits many reservations at once). `Err` hands the request back: use `reserve`.
+    fn reserve_queued(
+        &self,
+        req: ReserveRequest,
+    ) -> Result<Queued<ReserveOutcome>, ReserveRequest> {
+        Err(req)
+    }
+
+    /// `finish`, then `totals(key_id, day)` when asked, without holding a thread. `Err`
+    /// hands the inputs back: use `finish` and `totals`.
+    #[allow(clippy::type_complexity)]
+    fn finish_queued(
+        &self,
+        finish: Finish,
+        totals_for: Option<(String, String)>,
+    ) -> Result<Queued<Option<(i64, i64)>>, (Finish, Option<(String, String)>)> {
+        Err((finish, totals_for))
+    }
 }

@@ -4,12 +4,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::{AuditQuery, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Store, Usage};
+use super::writer::Writer;
+use super::{AuditQuery, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest, Store, Usage};
 use crate::audit::AuditRow;
 use crate::error::{CapWindow, StoreError};
 use crate::keys::{KeyHash, KeyRecord, Policy};
@@ -116,11 +118,22 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const READERS: usize = 4;
 
 pub struct SqliteStore {
-    /// The one writer: every write is a `BEGIN IMMEDIATE` transaction on it.
-    conn: Mutex<Connection>,
+    /// The writer connection, used by the writer thread (and, for an in-memory database, by
+    /// reads too, since such a database is private to one connection).
+    conn: Arc<Mutex<Connection>>,
+    /// The writer thread: every write goes through it, batched into shared transactions.
+    writer: Writer,
     /// Read-only connections; empty for an in-memory database (which is private to `conn`).
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Tells the checkpoint thread to stop when the store is dropped.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl SqliteStore {
@@ -153,6 +166,29 @@ impl SqliteStore {
             r.busy_timeout(busy_timeout)?;
             store.readers.push(Mutex::new(r));
         }
+        // Checkpoints (copying the WAL into the database file, with an fsync) run on their
+        // own thread, so a commit never waits for one; the writer checkpoints itself only if
+        // this thread falls far behind.
+        store
+            .conn
+            .lock()
+            .pragma_update(None, "wal_autocheckpoint", 20_000)?;
+        let checkpointer = Connection::open(path)?;
+        checkpointer.busy_timeout(busy_timeout)?;
+        let stop = store.stop.clone();
+        std::thread::Builder::new()
+            .name("vendorgate-sqlite-checkpoint".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(250));
+                    if let Err(e) =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(StoreError::Io)?;
         Ok(store)
     }
 
@@ -195,10 +231,14 @@ impl SqliteStore {
         }
         tx.pragma_update(None, "user_version", supported)?;
         tx.commit()?;
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = Writer::start(conn.clone())?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn,
+            writer,
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -309,26 +349,191 @@ fn set_object_position(
     Ok(())
 }
 
+fn key_by_hash_on(conn: &Connection, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE key_hash = ?1"))?
+        .query_row(params![&hash[..]], key_from_row)
+        .optional()?;
+    row.map(build_key).transpose()
+}
+
+fn insert_key_on(conn: &Connection, record: &KeyRecord, hash: &KeyHash) -> Result<(), StoreError> {
+    let policy =
+        serde_json::to_string(&record.policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let metadata = (!record.metadata.is_null()).then(|| record.metadata.to_string());
+    conn.execute(
+        "INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![record.key_id, &hash[..], record.policy.vendor.as_str(), policy, record.run_id, metadata, record.created_at_ms, record.expires_at_ms],
+    )?;
+    Ok(())
+}
+
+/// One atomic check of every cap window plus the insert (inside the writer's transaction).
+fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+    // An idempotent retry of a counted call is the same spend; a reused key with another
+    // request is a conflict; a retry after a definite "nothing moved" is checked afresh.
+    let mut reuse_row = None;
+    if let Some((idem, fp)) = &req.idempotency {
+        let prior: Option<(i64, Option<Vec<u8>>, String)> = tx
+            .query_row(
+                "SELECT spend_id, idem_fp, state FROM spends WHERE key_id = ?1 AND idem_key = ?2",
+                params![req.key_id, idem],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        if let Some((spend_id, prior_fp, state)) = prior {
+            if prior_fp.as_deref() != Some(&fp[..]) {
+                return Ok(ReserveOutcome::Conflict);
+            }
+            match MoneyState::parse(&state) {
+                Some(MoneyState::Reserved) => return Ok(ReserveOutcome::InFlight),
+                Some(MoneyState::None) => reuse_row = Some(spend_id),
+                _ => return Ok(ReserveOutcome::Replay { spend_id }),
+            }
+        }
+    }
+    let already: i64 = match &req.object_id {
+        Some(obj) => tx.query_row(
+            &format!("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND {COUNTED}"),
+            params![req.key_id, obj],
+            |r| r.get(0),
+        )?,
+        None => 0,
+    };
+    let counted = (req.estimate - already).max(0);
+    let (total, today) = counted_totals(tx, &req.key_id, &req.day)?;
+    // A key with no cap at all may move no money.
+    let run_cap = match (req.max_usd, req.daily_usd_cap) {
+        (None, None) => Some(0),
+        (m, _) => m,
+    };
+    if let Some(cap) = run_cap {
+        if total + counted > cap {
+            return Ok(ReserveOutcome::OverCap {
+                window: CapWindow::Run,
+                cap,
+                spent: total,
+            });
+        }
+    }
+    if let Some(cap) = req.daily_usd_cap {
+        if today + counted > cap {
+            return Ok(ReserveOutcome::OverCap {
+                window: CapWindow::Daily,
+                cap,
+                spent: today,
+            });
+        }
+    }
+    let spend_id = match reuse_row {
+        Some(id) => {
+            tx.execute(
+                "UPDATE spends SET state = 'reserved', day = ?2, estimate = ?3, amount = ?4, object_id = ?5, updated_at_ms = ?6 WHERE spend_id = ?1",
+                params![id, req.day, req.estimate, counted, req.object_id, req.now_ms],
+            )?;
+            id
+        }
+        None => {
+            let (idem, fp) = match &req.idempotency {
+                Some((k, f)) => (Some(k.as_str()), Some(&f[..])),
+                None => (None, None),
+            };
+            tx.execute(
+                "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, created_at_ms, updated_at_ms) VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![req.key_id, req.day, req.estimate, counted, req.object_id, idem, fp, req.now_ms],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
+    Ok(ReserveOutcome::Reserved { spend_id, counted })
+}
+
+/// Settle, reconcile, remember and audit (inside the writer's transaction).
+fn finish_on(tx: &Connection, f: &Finish) -> Result<(), StoreError> {
+    if let Some(s) = &f.settle {
+        let object_id = match &s.object_id {
+            Some(o) => Some(o.clone()),
+            None => tx.query_row(
+                "SELECT object_id FROM spends WHERE spend_id = ?1",
+                params![s.spend_id],
+                |r| r.get(0),
+            )?,
+        };
+        if s.state == MoneyState::Unknown {
+            // Unknown keeps whatever was reserved: it is not proof of anything.
+            tx.execute("UPDATE spends SET state = 'unknown', object_id = COALESCE(?2, object_id) WHERE spend_id = ?1", params![s.spend_id, object_id])?;
+        } else if let (true, Some(obj)) = (s.authoritative, &object_id) {
+            let key_id: String = tx.query_row(
+                "SELECT key_id FROM spends WHERE spend_id = ?1",
+                params![s.spend_id],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "UPDATE spends SET object_id = ?2 WHERE spend_id = ?1",
+                params![s.spend_id, obj],
+            )?;
+            set_object_position(tx, &key_id, obj, Some(s.spend_id), s.state, s.cost)?;
+        } else {
+            let amount = if s.state.counts() { s.cost } else { 0 };
+            tx.execute(
+                "UPDATE spends SET state = ?2, amount = ?3, object_id = COALESCE(?4, object_id) WHERE spend_id = ?1",
+                params![s.spend_id, s.state.as_str(), amount, object_id],
+            )?;
+        }
+    }
+    if let Some(r) = &f.reconcile {
+        set_object_position(tx, &r.key_id, &r.object_id, None, r.state, r.cost)?;
+    }
+    if let Some((key_id, object_id, m)) = &f.remember {
+        tx.execute(
+            "INSERT INTO objects (key_id, object_id, micros, currency, updated_at_ms) VALUES (?1, ?2, ?3, ?4, strftime('%s','now') * 1000)
+             ON CONFLICT (key_id, object_id) DO UPDATE SET micros = excluded.micros, currency = excluded.currency, updated_at_ms = excluded.updated_at_ms",
+            params![key_id, object_id, m.micros, m.currency],
+        )?;
+    }
+    if let Some(a) = &f.audit {
+        tx.prepare_cached(
+            "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?
+        .execute(params![
+            a.time_ms,
+            a.key_id,
+            a.run_id,
+            a.vendor,
+            a.method,
+            a.endpoint,
+            a.decision,
+            a.status,
+            a.upstream_status,
+            a.estimate_micros,
+            a.cost_micros,
+            a.money_state,
+            a.latency_us,
+            a.upstream_latency_us,
+            a.idempotency_key,
+            a.vendor_request_id,
+            a.message
+        ])?;
+    }
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn insert_key(&self, record: &KeyRecord, hash: &KeyHash) -> Result<(), StoreError> {
-        let conn = self.conn.lock();
-        let policy = serde_json::to_string(&record.policy)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let metadata = (!record.metadata.is_null()).then(|| record.metadata.to_string());
-        conn.execute(
-            "INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![record.key_id, &hash[..], record.policy.vendor.as_str(), policy, record.run_id, metadata, record.created_at_ms, record.expires_at_ms],
-        )?;
-        Ok(())
+        let (record, hash) = (record.clone(), *hash);
+        self.writer.write(move |c| insert_key_on(c, &record, &hash))
     }
 
     fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-        let conn = self.reader();
-        let row = conn
-            .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE key_hash = ?1"))?
-            .query_row(params![&hash[..]], key_from_row)
-            .optional()?;
-        row.map(build_key).transpose()
+        key_by_hash_on(&self.reader(), hash)
+    }
+
+    fn try_key_by_hash(&self, hash: &KeyHash) -> Option<Result<Option<KeyRecord>, StoreError>> {
+        // Only a separate read connection is fast enough to run on an async worker: the writer
+        // may be mid-transaction.
+        let conn = self.readers.iter().find_map(|r| r.try_lock())?;
+        Some(key_by_hash_on(&conn, hash))
     }
 
     fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -341,12 +546,14 @@ impl Store for SqliteStore {
     }
 
     fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let conn = self.conn.lock();
-        let n = conn.execute(
-            "UPDATE keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE key_id = ?1",
-            params![key_id, now_ms],
-        )?;
-        Ok(n > 0)
+        let key_id = key_id.to_string();
+        self.writer.write(move |c| {
+            let n = c.execute(
+                "UPDATE keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE key_id = ?1",
+                params![key_id, now_ms],
+            )?;
+            Ok(n > 0)
+        })
     }
 
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -369,154 +576,35 @@ impl Store for SqliteStore {
     }
 
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // An idempotent retry of a counted call is the same spend; a reused key with another
-        // request is a conflict; a retry after a definite "nothing moved" is checked afresh.
-        let mut reuse_row = None;
-        if let Some((idem, fp)) = &req.idempotency {
-            let prior: Option<(i64, Option<Vec<u8>>, String)> = tx
-                .query_row("SELECT spend_id, idem_fp, state FROM spends WHERE key_id = ?1 AND idem_key = ?2", params![req.key_id, idem], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            if let Some((spend_id, prior_fp, state)) = prior {
-                if prior_fp.as_deref() != Some(&fp[..]) {
-                    return Ok(ReserveOutcome::Conflict);
-                }
-                match MoneyState::parse(&state) {
-                    Some(MoneyState::Reserved) => return Ok(ReserveOutcome::InFlight),
-                    Some(MoneyState::None) => reuse_row = Some(spend_id),
-                    _ => return Ok(ReserveOutcome::Replay { spend_id }),
-                }
-            }
-        }
-        let already: i64 = match &req.object_id {
-            Some(obj) => tx.query_row(
-                &format!("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND {COUNTED}"),
-                params![req.key_id, obj],
-                |r| r.get(0),
-            )?,
-            None => 0,
-        };
-        let counted = (req.estimate - already).max(0);
-        let (total, today) = counted_totals(&tx, &req.key_id, &req.day)?;
-        // A key with no cap at all may move no money.
-        let run_cap = match (req.max_usd, req.daily_usd_cap) {
-            (None, None) => Some(0),
-            (m, _) => m,
-        };
-        if let Some(cap) = run_cap {
-            if total + counted > cap {
-                return Ok(ReserveOutcome::OverCap {
-                    window: CapWindow::Run,
-                    cap,
-                    spent: total,
-                });
-            }
-        }
-        if let Some(cap) = req.daily_usd_cap {
-            if today + counted > cap {
-                return Ok(ReserveOutcome::OverCap {
-                    window: CapWindow::Daily,
-                    cap,
-                    spent: today,
-                });
-            }
-        }
-        let spend_id = match reuse_row {
-            Some(id) => {
-                tx.execute(
-                    "UPDATE spends SET state = 'reserved', day = ?2, estimate = ?3, amount = ?4, object_id = ?5, updated_at_ms = ?6 WHERE spend_id = ?1",
-                    params![id, req.day, req.estimate, counted, req.object_id, req.now_ms],
-                )?;
-                id
-            }
-            None => {
-                let (idem, fp) = match &req.idempotency {
-                    Some((k, f)) => (Some(k.as_str()), Some(&f[..])),
-                    None => (None, None),
-                };
-                tx.execute(
-                    "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, created_at_ms, updated_at_ms) VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![req.key_id, req.day, req.estimate, counted, req.object_id, idem, fp, req.now_ms],
-                )?;
-                tx.last_insert_rowid()
-            }
-        };
-        tx.commit()?;
-        Ok(ReserveOutcome::Reserved { spend_id, counted })
+        let req = req.clone();
+        self.writer.write(move |c| reserve_on(c, &req))
+    }
+
+    fn reserve_queued(
+        &self,
+        req: ReserveRequest,
+    ) -> Result<Queued<ReserveOutcome>, ReserveRequest> {
+        Ok(self.writer.submit(move |c| reserve_on(c, &req)))
     }
 
     fn finish(&self, f: &Finish) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(s) = &f.settle {
-            let object_id = match &s.object_id {
-                Some(o) => Some(o.clone()),
-                None => tx.query_row(
-                    "SELECT object_id FROM spends WHERE spend_id = ?1",
-                    params![s.spend_id],
-                    |r| r.get(0),
-                )?,
-            };
-            if s.state == MoneyState::Unknown {
-                // Unknown keeps whatever was reserved: it is not proof of anything.
-                tx.execute("UPDATE spends SET state = 'unknown', object_id = COALESCE(?2, object_id) WHERE spend_id = ?1", params![s.spend_id, object_id])?;
-            } else if let (true, Some(obj)) = (s.authoritative, &object_id) {
-                let key_id: String = tx.query_row(
-                    "SELECT key_id FROM spends WHERE spend_id = ?1",
-                    params![s.spend_id],
-                    |r| r.get(0),
-                )?;
-                tx.execute(
-                    "UPDATE spends SET object_id = ?2 WHERE spend_id = ?1",
-                    params![s.spend_id, obj],
-                )?;
-                set_object_position(&tx, &key_id, obj, Some(s.spend_id), s.state, s.cost)?;
-            } else {
-                let amount = if s.state.counts() { s.cost } else { 0 };
-                tx.execute(
-                    "UPDATE spends SET state = ?2, amount = ?3, object_id = COALESCE(?4, object_id) WHERE spend_id = ?1",
-                    params![s.spend_id, s.state.as_str(), amount, object_id],
-                )?;
+        let f = f.clone();
+        self.writer.write(move |c| finish_on(c, &f))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn finish_queued(
+        &self,
+        finish: Finish,
+        totals_for: Option<(String, String)>,
+    ) -> Result<Queued<Option<(i64, i64)>>, (Finish, Option<(String, String)>)> {
+        Ok(self.writer.submit(move |c| {
+            finish_on(c, &finish)?;
+            match totals_for {
+                Some((key_id, day)) => Ok(Some(counted_totals(c, &key_id, &day)?)),
+                None => Ok(None),
             }
-        }
-        if let Some(r) = &f.reconcile {
-            set_object_position(&tx, &r.key_id, &r.object_id, None, r.state, r.cost)?;
-        }
-        if let Some((key_id, object_id, m)) = &f.remember {
-            tx.execute(
-                "INSERT INTO objects (key_id, object_id, micros, currency, updated_at_ms) VALUES (?1, ?2, ?3, ?4, strftime('%s','now') * 1000)
-                 ON CONFLICT (key_id, object_id) DO UPDATE SET micros = excluded.micros, currency = excluded.currency, updated_at_ms = excluded.updated_at_ms",
-                params![key_id, object_id, m.micros, m.currency],
-            )?;
-        }
-        if let Some(a) = &f.audit {
-            tx.prepare_cached(
-                "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?
-            .execute(params![
-                a.time_ms,
-                a.key_id,
-                a.run_id,
-                a.vendor,
-                a.method,
-                a.endpoint,
-                a.decision,
-                a.status,
-                a.upstream_status,
-                a.estimate_micros,
-                a.cost_micros,
-                a.money_state,
-                a.latency_us,
-                a.upstream_latency_us,
-                a.idempotency_key,
-                a.vendor_request_id,
-                a.message
-            ])?;
-        }
-        tx.commit()?;
-        Ok(())
+        }))
     }
 
     fn recall(&self, key_id: &str, object_id: &str) -> Result<Option<Remembered>, StoreError> {
@@ -615,10 +703,8 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        // Healthy means a reservation could be taken now: take the write lock and let go.
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.rollback()?;
-        Ok(())
+        // Healthy means a reservation could be taken now: the writer's BEGIN IMMEDIATE takes
+        // the write lock for this empty job.
+        self.writer.write(|_| Ok(()))
     }
 }

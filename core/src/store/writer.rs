@@ -1,0 +1,144 @@
+//! The SQLite writer thread: group commit. Every write is a job; the thread takes all jobs
+//! waiting at that moment, runs them in one `BEGIN IMMEDIATE` transaction (each inside its
+//! own savepoint, so one failing job leaves the others intact), commits once, and only then
+//! answers each job. No answer is given before its transaction is durable, so batching never
+//! acknowledges a reservation that a `kill -9` could lose.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::StoreError;
+
+/// At most this many jobs share one transaction.
+const MAX_BATCH: usize = 256;
+
+trait Job: Send {
+    /// Run inside the batch's open transaction.
+    fn run(&mut self, conn: &Connection);
+    /// Answer, once the batch's COMMIT has succeeded or failed.
+    fn deliver(self: Box<Self>, commit: &Result<(), String>);
+}
+
+struct TypedJob<T, F> {
+    work: Option<F>,
+    out: Option<Result<T, StoreError>>,
+    reply: Option<oneshot::Sender<Result<T, StoreError>>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) {
+        let Some(work) = self.work.take() else { return };
+        let out = match conn.execute_batch("SAVEPOINT job") {
+            Err(e) => Err(e.into()),
+            Ok(()) => {
+                let r = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
+                    .unwrap_or_else(|_| Err(StoreError::Task("a store operation panicked".into())));
+                let end = if r.is_ok() {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                conn.execute_batch(end).map_err(StoreError::from).and(r)
+            }
+        };
+        self.out = Some(out);
+    }
+
+    fn deliver(mut self: Box<Self>, commit: &Result<(), String>) {
+        let out = match commit {
+            Ok(()) => self
+                .out
+                .take()
+                .unwrap_or_else(|| Err(StoreError::Task("the operation did not run".into()))),
+            Err(e) => Err(StoreError::Batch(e.clone())),
+        };
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(out);
+        }
+    }
+}
+
+/// Handle to the writer thread. Dropping it lets the thread finish the queued jobs and exit.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Arc<Mutex<Connection>>) -> Result<Writer, StoreError> {
+        let (jobs, rx) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("vendorgate-sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(StoreError::Io)?;
+        Ok(Writer { jobs })
+    }
+
+    /// Queue a write; the answer arrives after its transaction commits.
+    pub(super) fn submit<T, F>(&self, work: F) -> oneshot::Receiver<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            work: Some(work),
+            out: None,
+            reply: Some(tx),
+        });
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            job.deliver(&Err("the store's writer thread has stopped".into()));
+        }
+        rx
+    }
+
+    /// Queue a write and wait for it (from a blocking context only).
+    pub(super) fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work).blocking_recv().unwrap_or_else(|_| {
+            Err(StoreError::Task(
+                "the store's writer thread dropped the answer".into(),
+            ))
+        })
+    }
+}
+
+fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let conn = conn.lock();
+        let commit = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => {
+                for job in batch.iter_mut() {
+                    job.run(&conn);
+                }
+                conn.execute_batch("COMMIT").map_err(|e| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    e.to_string()
+                })
+            }
+        };
+        drop(conn);
+        for job in batch {
+            job.deliver(&commit);
+        }
+    }
+}
