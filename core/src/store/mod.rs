@@ -145,6 +145,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// `reserve` without holding a thread while it waits (SQLite: its writer thread, which
     /// commits many reservations at once). `Err` hands the request back: use `reserve`.
+    // The Err side hands the caller's own input back; it is not an error value.
+    #[allow(clippy::result_large_err)]
     fn reserve_queued(
         &self,
         req: ReserveRequest,
@@ -154,7 +156,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// `finish`, then `totals(key_id, day)` when asked, without holding a thread. `Err`
     /// hands the inputs back: use `finish` and `totals`.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
     fn finish_queued(
         &self,
         finish: Finish,

@@ -580,6 +580,8 @@ impl Store for SqliteStore {
         self.writer.write(move |c| reserve_on(c, &req))
     }
 
+    // The Err side hands the caller's own input back; it is not an error value.
+    #[allow(clippy::result_large_err)]
     fn reserve_queued(
         &self,
         req: ReserveRequest,
@@ -592,7 +594,7 @@ impl Store for SqliteStore {
         self.writer.write(move |c| finish_on(c, &f))
     }
 
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
     fn finish_queued(
         &self,
         finish: Finish,
