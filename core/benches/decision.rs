@@ -75,6 +75,30 @@ fn decisions(c: &mut Criterion) {
             .unwrap_err()
         })
     });
+    // The in-memory part of a decision: canonicalize, allowlist match, Stripe estimate.
+    let allow = vendorgate::allowlist::Allowlist::parse(&[
+        "POST /v1/payment_intents".to_string(),
+        "GET /v1/customers/*".to_string(),
+    ])
+    .unwrap();
+    let pricing = vendorgate::Pricing::default();
+    g.bench_function("canonicalize_allow_estimate", |b| {
+        b.iter(|| {
+            let path = vendorgate::allowlist::canonicalize_path(std::hint::black_box(
+                "/v1/payment_intents",
+            ))
+            .unwrap();
+            assert!(allow.allows("POST", &path));
+            let view = vendorgate::vendor::RequestView {
+                method: "POST",
+                path: &path,
+                query: None,
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: b"amount=10000&currency=usd&confirm=true&payment_method=pm_card_visa",
+            };
+            Vendor::Stripe.model().estimate(&pricing, &view)
+        })
+    });
     g.finish();
 }
 
