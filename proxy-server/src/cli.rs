@@ -228,7 +228,8 @@ pub async fn keys(cmd: KeysCommand) -> Result<(), ServerError> {
     Ok(())
 }
 
-fn s(v: &Value) -> String {
+/// A JSON value as a table cell: strings bare, null as "-".
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),

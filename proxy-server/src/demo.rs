@@ -361,11 +361,7 @@ fn print_collapsed(rows: &[Value], full: bool) {
         "MONEY"
     );
     for (r, n) in groups {
-        let st = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            Value::Null => "-".into(),
-            o => o.to_string(),
-        };
+        let st = crate::cli::s;
         println!(
             "{:>5}  {:<13} {:<7} {:<6} {:<42} {:<22} {:>4} {:>9} {:>9} {:<9}",
             format!("{n}×"),
