@@ -216,3 +216,45 @@ def test_no_secret_reaches_logs_audit_db_errors_or_metrics(tmp_path, sim):
     secrets = list(SIM_CREDS.values())[0:1] + [SIM_CREDS["TWILIO_AUTH_TOKEN"], SIM_CREDS["RESEND_API_KEY"]] + vault_keys + [v[3:] for v in vault_keys]
     found = {(where, s[:12]) for where, text in haystacks.items() for s in secrets if s in text}
     assert found == set(), found
+
+
+def test_disk_full_fails_closed_and_recovers(tmp_path, sim):
+    """A size-capped filesystem (tmpfs, 2 MiB) holds the database; fill it, then free it."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-capped tmpfs needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    p = None
+    try:
+        p = start_gateway(small, sim.url, name="full")
+        gw = Gateway(p)
+        key = gw.issue(vendor="stripe", max_usd="1000000", allowed_endpoints=["POST /v1/payment_intents"])
+        assert post(gw, key["vault_key"], body=b"amount=100&currency=usd&confirm=true&payment_method=pm_card_visa")[0] == 200
+        filler = small / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        charge = b"amount=100&currency=usd&confirm=true&payment_method=pm_card_visa"
+        statuses = [post(gw, key["vault_key"], body=charge)[0] for _ in range(40)]
+        assert 503 in statuses, statuses
+        assert set(statuses) <= {200, 503}, statuses
+        filler.unlink()
+        status, body, _ = post(gw, key["vault_key"], body=charge)
+        assert status == 200, body
+        # Whatever went through while the disk was full is still counted ($1 each).
+        forwarded = 2 + statuses.count(200)
+        usage = gw.key(key["key_id"])
+        counted = sum(round(float(usage[f]) * 100) for f in ("spent_usd", "pending_usd", "reserved_usd"))
+        assert counted >= forwarded * 100, (usage, statuses)
+    finally:
+        if p:
+            p.stop()
+        subprocess.run(["umount", "-l", str(small)])
