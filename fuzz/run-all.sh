@@ -15,7 +15,7 @@ for t in $(cargo fuzz list); do
   cargo fuzz run -O "$t" -- -max_total_time="$SECS" -print_final_stats=1 > "$log" 2>&1
   rc=$?
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
-  crashes=$(ls "artifacts/$t" 2>/dev/null | wc -l)
+  crashes=$(ls "artifacts/$t" 2>/dev/null | grep -cE "^(crash|leak|oom|timeout)-")
   corpus=$(ls "corpus/$t" 2>/dev/null | wc -l)
   echo "| $t | $SECS | ${execs:-?} | $crashes (exit $rc) | $corpus |" | tee -a "$out"
   rm -f "$log"
