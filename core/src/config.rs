@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let c = Credentials::Bearer(Secret::new("sk_live_verysecret"));
+        let c = Credentials::Bearer(Secret::new("sk_test_verysecret"));
         assert!(!format!("{c:?}").contains("verysecret"));
     }
 }
