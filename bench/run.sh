@@ -46,6 +46,17 @@ run direct-post  "http://127.0.0.1:$UP/v1/payment_intents" post.lua | tee -a "$R
 run nginx-post   "http://127.0.0.1:$PX/v1/payment_intents" post.lua | tee -a "$RESULTS"
 run vg-post      "http://127.0.0.1:$VG/v1/payment_intents" post.lua | tee -a "$RESULTS"
 
+# Latency at a fixed moderate rate: 10 connections x 1 request / 10 ms = about 1,000 req/s.
+rate() { # name url method
+  local out
+  out=$(METHOD=$3 DELAY_MS=10 wrk -t2 -c10 -d"${DUR}s" -s bench/rate.lua "$2" | grep RESULT)
+  echo "$1 $out"
+}
+rate nginx-get-rate "http://127.0.0.1:$PX/v1/customers/cus_1" GET  | tee -a "$RESULTS"
+rate vg-get-rate    "http://127.0.0.1:$VG/v1/customers/cus_1" GET  | tee -a "$RESULTS"
+rate nginx-post-rate "http://127.0.0.1:$PX/v1/payment_intents" POST | tee -a "$RESULTS"
+rate vg-post-rate    "http://127.0.0.1:$VG/v1/payment_intents" POST | tee -a "$RESULTS"
+
 # Memory with 1,000 concurrent connections (pass-through GETs).
 wrk -t2 -c1000 -d5s -s bench/get.lua "http://127.0.0.1:$VG/v1/customers/cus_1" > /dev/null &
 WRK=$!
@@ -58,10 +69,15 @@ KEY2=$(curl -s -X POST "http://127.0.0.1:$VG/v1/keys" -H "Authorization: Bearer 
   -d '{"vendor":"stripe","max_usd":"1000","allowed_endpoints":["GET /v1/customers/*"]}')
 VK2=$(echo "$KEY2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vault_key"])')
 ID2=$(echo "$KEY2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key_id"])')
+# Revoke while another key's money calls keep the gateway busy.
+wrk -t2 -c"$CONN" -d4s -s bench/post.lua "http://127.0.0.1:$VG/v1/payment_intents" > /dev/null &
+WRK=$!
+sleep 2
 T0=$(date +%s%N)
 curl -s -o /dev/null -X DELETE "http://127.0.0.1:$VG/v1/keys/$ID2" -H "Authorization: Bearer bench-admin"
 T1=$(date +%s%N)
 AFTER=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$VG/v1/customers/cus_1" -H "Authorization: Bearer $VK2")
+wait $WRK || true
 REVOKE_MS=$(( (T1 - T0) / 1000 ))
 
 python3 bench/report.py "$RESULTS" "$RSS_IDLE" "$RSS_1K" "$REVOKE_MS" "$AFTER" "$DUR" "$CONN" > "$WORK/table.md"
