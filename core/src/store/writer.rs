@@ -123,22 +123,86 @@ fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let conn = conn.lock();
-        let commit = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Err(e) => Err(e.to_string()),
-            Ok(()) => {
-                for job in batch.iter_mut() {
-                    job.run(&conn);
-                }
-                conn.execute_batch("COMMIT").map_err(|e| {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    e.to_string()
-                })
+        run_batch(&conn.lock(), batch);
+    }
+}
+
+/// One transaction for the whole batch; answers go out after COMMIT (or its failure).
+fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
+    let commit = match conn.execute_batch("BEGIN IMMEDIATE") {
+        Err(e) => Err(e.to_string()),
+        Ok(()) => {
+            for job in batch.iter_mut() {
+                job.run(conn);
             }
-        };
-        drop(conn);
-        for job in batch {
-            job.deliver(&commit);
+            conn.execute_batch("COMMIT").map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                e.to_string()
+            })
         }
+    };
+    for job in batch {
+        job.deliver(&commit);
+    }
+}
+
+fn job<T, F>(work: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    (
+        Box::new(TypedJob {
+            work: Some(work),
+            out: None,
+            reply: Some(tx),
+        }),
+        rx,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jobs that share a batch are isolated: a failing job rolls back only its own work.
+    #[test]
+    fn a_failing_job_does_not_undo_its_neighbours() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
+            .unwrap();
+        let (a, ra) = job(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?));
+        let (b, rb) = job(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            // Violates UNIQUE: this job fails after a write of its own.
+            Ok(c.execute("INSERT INTO t VALUES (1)", [])?)
+        });
+        let (c3, rc) = job(|c| Ok(c.execute("INSERT INTO t VALUES (3)", [])?));
+        run_batch(&conn, vec![a, b, c3]);
+        assert!(ra.blocking_recv().unwrap().is_ok());
+        assert!(rb.blocking_recv().unwrap().is_err());
+        assert!(rc.blocking_recv().unwrap().is_ok());
+        let mut s = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        let rows: Vec<i64> = s
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![1, 3],
+            "job b's own insert of 2 was rolled back; a and c were kept"
+        );
+    }
+
+    /// No answer before the transaction's fate is known: a failed COMMIT fails every job.
+    #[test]
+    fn answers_follow_the_commit() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("BEGIN").unwrap(); // BEGIN IMMEDIATE inside a transaction fails
+        let (a, ra) = job(|_| Ok(1));
+        run_batch(&conn, vec![a]);
+        assert!(ra.blocking_recv().unwrap().is_err());
     }
 }
