@@ -88,12 +88,7 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(TypedJob {
-            work: Some(work),
-            out: None,
-            reply: Some(tx),
-        });
+        let (job, rx) = job(work);
         if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
             job.deliver(&Err("the store's writer thread has stopped".into()));
         }
