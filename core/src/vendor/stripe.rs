@@ -17,9 +17,17 @@ pub struct Stripe;
 const UNPRICEABLE: &[(&str, &str)] = &[
     (
         "/v1/subscriptions",
-        "a subscription may charge its first invoice at once",
+        "creating or changing a subscription may charge an invoice at once",
     ),
     ("/v1/topups", "top-ups are not priced by the gateway"),
+    (
+        "/v1/subscription_schedules",
+        "subscription schedules may charge invoices, which the gateway cannot price",
+    ),
+    (
+        "/v1/subscription_items",
+        "changing subscription items may charge a prorated invoice at once",
+    ),
     (
         "/v1/issuing/",
         "Issuing calls are not priced by the gateway",
@@ -88,10 +96,18 @@ fn estimate_post(pricing: &Pricing, req: &RequestView<'_>) -> Result<Estimate, S
             | ["v1", "invoices", _, "pay"]
     );
     if !is_money_path {
-        if let Some((_, why)) = UNPRICEABLE
-            .iter()
-            .find(|(p, _)| req.path == *p || (p.ends_with('/') && req.path.starts_with(p)))
-        {
+        let seg_count = s.len();
+        let finalize = seg_count == 4 && s[1] == "invoices" && s[3] == "finalize";
+        if finalize {
+            return Err(format!("finalizing an invoice may charge the customer automatically later, which the gateway cannot price; leave {} out of the key's allowed_endpoints", req.path));
+        }
+        // A prefix without a trailing slash covers the path and everything below it.
+        if let Some((_, why)) = UNPRICEABLE.iter().find(|(p, _)| {
+            req.path == *p
+                || req
+                    .path
+                    .starts_with(&format!("{}/", p.trim_end_matches('/')))
+        }) {
             return Err(format!(
                 "{why}; leave {} out of the key's allowed_endpoints",
                 req.path
@@ -284,8 +300,10 @@ pub fn object_outcome(pricing: &Pricing, v: &Value) -> Option<Outcome> {
                     }),
                 },
                 // An open or draft invoice says nothing final about money: keep what is recorded.
+                // An open or draft invoice proves nothing either way: a pay call on it stays
+                // counted at what was reserved (unknown), and a read leaves records alone.
                 None => Outcome {
-                    state: MoneyState::Pending,
+                    state: MoneyState::Unknown,
                     cost_micros: 0,
                     object: Some(ObjectFacts {
                         id,
@@ -365,6 +383,12 @@ mod tests {
             ("/v1/charges", "amount=100&currency=xyz"),
             ("/v1/payouts", "amount=100"),
             ("/v1/subscriptions", "customer=cus_1"),
+            (
+                "/v1/subscriptions/sub_1",
+                "proration_behavior=always_invoice",
+            ),
+            ("/v1/subscription_items/si_1", "quantity=3"),
+            ("/v1/invoices/in_1/finalize", ""),
             ("/v1/refunds", "amount=5"),
         ] {
             assert!(
@@ -497,6 +521,8 @@ mod tests {
         assert_eq!(outcome(inv("void")), (MoneyState::None, 0));
         let open = object_outcome(&Pricing::default(), &inv("open")).unwrap();
         assert!(!open.object.as_ref().unwrap().authoritative);
+        // A pay answered with an open invoice keeps its reservation (unknown), never zero.
+        assert_eq!(open.state, MoneyState::Unknown);
         assert_eq!(open.object.unwrap().remember.unwrap().micros, 7_000_000);
     }
 
