@@ -79,17 +79,7 @@ impl Handle {
 
     pub async fn issue_key(&self, spec: KeySpec) -> Result<Value> {
         match self {
-            Handle::Embedded(g) => {
-                let issued = g.issue_key(spec).await?;
-                let mut v = KeyStatus {
-                    record: issued.record,
-                    usage: Default::default(),
-                    now_ms: g.now_ms(),
-                }
-                .to_json();
-                v["vault_key"] = json!(issued.vault_key);
-                Ok(v)
-            }
+            Handle::Embedded(g) => Ok(g.issue_key(spec).await?.to_json(g.now_ms())),
             Handle::Remote(r) => {
                 r.admin(reqwest::Method::POST, "/v1/keys", Some(spec_json(&spec)))
                     .await

@@ -134,6 +134,20 @@ impl KeyStatus {
     }
 }
 
+impl IssuedKey {
+    /// The answer to "issue a key": the key's status plus the vault key, shown this once.
+    pub fn to_json(&self, now_ms: i64) -> Value {
+        let mut v = KeyStatus {
+            record: self.record.clone(),
+            usage: Usage::default(),
+            now_ms,
+        }
+        .to_json();
+        v["vault_key"] = json!(self.vault_key);
+        v
+    }
+}
+
 /// Room left under the tighter of the key's caps (0 for a key with no cap).
 fn remaining(policy: &Policy, usage: &Usage) -> i64 {
     let run = policy.max_usd.map(|c| c - usage.total);

@@ -93,13 +93,7 @@ async fn issue_key(
         .map_err(|e| Error::invalid("body", format!("is not valid JSON: {e}")))?;
     let spec = KeySpec::from_json(&v)?;
     let issued = state.gateway.issue_key(spec).await?;
-    let status = vendorgate::KeyStatus {
-        record: issued.record.clone(),
-        usage: Default::default(),
-        now_ms: state.gateway.now_ms(),
-    };
-    let mut body = status.to_json();
-    body["vault_key"] = json!(issued.vault_key);
+    let body = issued.to_json(state.gateway.now_ms());
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
