@@ -213,6 +213,7 @@ impl SqliteStore {
 
     fn setup(mut conn: Connection, busy_timeout: Duration) -> Result<Self, StoreError> {
         conn.busy_timeout(busy_timeout)?;
+        conn.set_prepared_statement_cache_capacity(64);
         // WAL + NORMAL: a commit survives a killed process (the WAL is written before the
         // commit returns); only an OS crash can lose the newest transactions.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -288,6 +289,22 @@ fn build_key(row: KeyRow) -> Result<KeyRecord, StoreError> {
 const KEY_COLS: &str =
     "key_id, policy, run_id, metadata, created_at_ms, expires_at_ms, revoked_at_ms";
 
+/// Run a statement through the connection's statement cache: compiling SQL (and the
+/// triggers it fires) was the largest single cost of a write before this.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// One row of a cached statement.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 /// Counted µUSD for a key over its life and on `day`, from the running totals.
 fn counted_totals(conn: &Connection, key_id: &str, day: &str) -> rusqlite::Result<(i64, i64)> {
     conn.prepare_cached("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(CASE WHEN day = ?2 THEN amount END), 0) FROM spend_totals WHERE key_id = ?1")?
@@ -318,7 +335,8 @@ fn set_object_position(
     let counted_elsewhere: i64 = others.iter().map(|(_, a)| a).sum();
     let mut increase = (target - counted_elsewhere).max(0);
     if let Some(own) = own {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
             params![own, state.as_str(), increase],
         )?;
@@ -341,7 +359,8 @@ fn set_object_position(
         } else {
             MoneyState::None
         };
-        tx.execute(
+        exec(
+            tx,
             "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
             params![id, new_state.as_str(), new_amount],
         )?;
@@ -361,7 +380,7 @@ fn insert_key_on(conn: &Connection, record: &KeyRecord, hash: &KeyHash) -> Resul
     let policy =
         serde_json::to_string(&record.policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let metadata = (!record.metadata.is_null()).then(|| record.metadata.to_string());
-    conn.execute(
+    exec(conn,
         "INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![record.key_id, &hash[..], record.policy.vendor.as_str(), policy, record.run_id, metadata, record.created_at_ms, record.expires_at_ms],
     )?;
@@ -375,11 +394,12 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
     let mut reuse_row = None;
     if let Some((idem, fp)) = &req.idempotency {
         let prior: Option<(i64, Option<Vec<u8>>, String)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT spend_id, idem_fp, state FROM spends WHERE key_id = ?1 AND idem_key = ?2",
-                params![req.key_id, idem],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![req.key_id, idem], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         if let Some((spend_id, prior_fp, state)) = prior {
             if prior_fp.as_deref() != Some(&fp[..]) {
@@ -393,7 +413,7 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
         }
     }
     let already: i64 = match &req.object_id {
-        Some(obj) => tx.query_row(
+        Some(obj) => one(tx,
             &format!("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND {COUNTED}"),
             params![req.key_id, obj],
             |r| r.get(0),
@@ -427,7 +447,7 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
     }
     let spend_id = match reuse_row {
         Some(id) => {
-            tx.execute(
+            exec(tx,
                 "UPDATE spends SET state = 'reserved', day = ?2, estimate = ?3, amount = ?4, object_id = ?5, updated_at_ms = ?6 WHERE spend_id = ?1",
                 params![id, req.day, req.estimate, counted, req.object_id, req.now_ms],
             )?;
@@ -438,7 +458,7 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
                 Some((k, f)) => (Some(k.as_str()), Some(&f[..])),
                 None => (None, None),
             };
-            tx.execute(
+            exec(tx,
                 "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, created_at_ms, updated_at_ms) VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
                 params![req.key_id, req.day, req.estimate, counted, req.object_id, idem, fp, req.now_ms],
             )?;
@@ -453,7 +473,8 @@ fn finish_on(tx: &Connection, f: &Finish) -> Result<(), StoreError> {
     if let Some(s) = &f.settle {
         let object_id = match &s.object_id {
             Some(o) => Some(o.clone()),
-            None => tx.query_row(
+            None => one(
+                tx,
                 "SELECT object_id FROM spends WHERE spend_id = ?1",
                 params![s.spend_id],
                 |r| r.get(0),
@@ -461,21 +482,23 @@ fn finish_on(tx: &Connection, f: &Finish) -> Result<(), StoreError> {
         };
         if s.state == MoneyState::Unknown {
             // Unknown keeps whatever was reserved: it is not proof of anything.
-            tx.execute("UPDATE spends SET state = 'unknown', object_id = COALESCE(?2, object_id) WHERE spend_id = ?1", params![s.spend_id, object_id])?;
+            exec(tx, "UPDATE spends SET state = 'unknown', object_id = COALESCE(?2, object_id) WHERE spend_id = ?1", params![s.spend_id, object_id])?;
         } else if let (true, Some(obj)) = (s.authoritative, &object_id) {
-            let key_id: String = tx.query_row(
+            let key_id: String = one(
+                tx,
                 "SELECT key_id FROM spends WHERE spend_id = ?1",
                 params![s.spend_id],
                 |r| r.get(0),
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE spends SET object_id = ?2 WHERE spend_id = ?1",
                 params![s.spend_id, obj],
             )?;
             set_object_position(tx, &key_id, obj, Some(s.spend_id), s.state, s.cost)?;
         } else {
             let amount = if s.state.counts() { s.cost } else { 0 };
-            tx.execute(
+            exec(tx,
                 "UPDATE spends SET state = ?2, amount = ?3, object_id = COALESCE(?4, object_id) WHERE spend_id = ?1",
                 params![s.spend_id, s.state.as_str(), amount, object_id],
             )?;
@@ -485,7 +508,7 @@ fn finish_on(tx: &Connection, f: &Finish) -> Result<(), StoreError> {
         set_object_position(tx, &r.key_id, &r.object_id, None, r.state, r.cost)?;
     }
     if let Some((key_id, object_id, m)) = &f.remember {
-        tx.execute(
+        exec(tx,
             "INSERT INTO objects (key_id, object_id, micros, currency, updated_at_ms) VALUES (?1, ?2, ?3, ?4, strftime('%s','now') * 1000)
              ON CONFLICT (key_id, object_id) DO UPDATE SET micros = excluded.micros, currency = excluded.currency, updated_at_ms = excluded.updated_at_ms",
             params![key_id, object_id, m.micros, m.currency],
@@ -548,7 +571,8 @@ impl Store for SqliteStore {
     fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
         let key_id = key_id.to_string();
         self.writer.write(move |c| {
-            let n = c.execute(
+            let n = exec(
+                c,
                 "UPDATE keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE key_id = ?1",
                 params![key_id, now_ms],
             )?;
@@ -602,8 +626,8 @@ impl Store for SqliteStore {
     ) -> Result<Queued<Option<(i64, i64)>>, (Finish, Option<(String, String)>)> {
         Ok(self.writer.submit(move |c| {
             finish_on(c, &finish)?;
-            match totals_for {
-                Some((key_id, day)) => Ok(Some(counted_totals(c, &key_id, &day)?)),
+            match &totals_for {
+                Some((key_id, day)) => Ok(Some(counted_totals(c, key_id, day)?)),
                 None => Ok(None),
             }
         }))

@@ -18,14 +18,17 @@ use crate::error::StoreError;
 const MAX_BATCH: usize = 256;
 
 trait Job: Send {
-    /// Run inside the batch's open transaction.
+    /// Run inside the open transaction; may run again (after a rollback) if a neighbour in
+    /// its batch fails, so the work must not consume its inputs.
     fn run(&mut self, conn: &Connection);
-    /// Answer, once the batch's COMMIT has succeeded or failed.
+    /// Whether the last run failed (its writes must not be committed).
+    fn failed(&self) -> bool;
+    /// Answer, once the COMMIT has succeeded or failed.
     fn deliver(self: Box<Self>, commit: &Result<(), String>);
 }
 
 struct TypedJob<T, F> {
-    work: Option<F>,
+    work: F,
     out: Option<Result<T, StoreError>>,
     reply: Option<oneshot::Sender<Result<T, StoreError>>>,
 }
@@ -33,24 +36,17 @@ struct TypedJob<T, F> {
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) {
-        let Some(work) = self.work.take() else { return };
-        let out = match conn.execute_batch("SAVEPOINT job") {
-            Err(e) => Err(e.into()),
-            Ok(()) => {
-                let r = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
-                    .unwrap_or_else(|_| Err(StoreError::Task("a store operation panicked".into())));
-                let end = if r.is_ok() {
-                    "RELEASE job"
-                } else {
-                    "ROLLBACK TO job; RELEASE job"
-                };
-                conn.execute_batch(end).map_err(StoreError::from).and(r)
-            }
-        };
+        let work = &mut self.work;
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Task("a store operation panicked".into())));
         self.out = Some(out);
+    }
+
+    fn failed(&self) -> bool {
+        !matches!(self.out, Some(Ok(_)))
     }
 
     fn deliver(mut self: Box<Self>, commit: &Result<(), String>) {
@@ -59,6 +55,11 @@ where
                 .out
                 .take()
                 .unwrap_or_else(|| Err(StoreError::Task("the operation did not run".into()))),
+            // A job that failed by itself reports its own error, not the rollback's.
+            Err(_) if self.failed() && self.out.is_some() => self
+                .out
+                .take()
+                .unwrap_or_else(|| Err(StoreError::Task("unreachable".into()))),
             Err(e) => Err(StoreError::Batch(e.clone())),
         };
         if let Some(reply) = self.reply.take() {
@@ -86,7 +87,7 @@ impl Writer {
     pub(super) fn submit<T, F>(&self, work: F) -> oneshot::Receiver<Result<T, StoreError>>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (job, rx) = job(work);
         if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
@@ -99,7 +100,7 @@ impl Writer {
     pub(super) fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit(work).blocking_recv().unwrap_or_else(|_| {
             Err(StoreError::Task(
@@ -123,17 +124,26 @@ fn run(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Box<dyn Job>>) {
 }
 
 /// One transaction for the whole batch; answers go out after COMMIT (or its failure).
+///
+/// Jobs run without savepoints (a savepoint per job copied every page it touched into the
+/// sub-journal). If any job fails, the whole transaction is rolled back and each job runs
+/// again in a transaction of its own, so a failing job still cannot undo its neighbours and
+/// no neighbour can have seen its partial writes.
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
-    let commit = match conn.execute_batch("BEGIN IMMEDIATE") {
-        Err(e) => Err(e.to_string()),
+    let commit = match exec(conn, "BEGIN IMMEDIATE") {
+        Err(e) => Err(e),
         Ok(()) => {
             for job in batch.iter_mut() {
                 job.run(conn);
             }
-            conn.execute_batch("COMMIT").map_err(|e| {
-                let _ = conn.execute_batch("ROLLBACK");
-                e.to_string()
-            })
+            if batch.len() > 1 && batch.iter().any(|j| j.failed()) {
+                let _ = exec(conn, "ROLLBACK");
+                for job in batch {
+                    run_alone(conn, job);
+                }
+                return;
+            }
+            end(conn, batch.iter().any(|j| j.failed()))
         }
     };
     for job in batch {
@@ -141,15 +151,43 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
     }
 }
 
+fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
+    let commit = exec(conn, "BEGIN IMMEDIATE").and_then(|()| {
+        job.run(conn);
+        end(conn, job.failed())
+    });
+    job.deliver(&commit);
+}
+
+/// COMMIT, or ROLLBACK when the (single) job failed; a failed COMMIT is rolled back.
+fn end(conn: &Connection, failed: bool) -> Result<(), String> {
+    if failed {
+        let _ = exec(conn, "ROLLBACK");
+        return Err("the operation failed and was rolled back".into());
+    }
+    exec(conn, "COMMIT").map_err(|e| {
+        let _ = exec(conn, "ROLLBACK");
+        e
+    })
+}
+
+/// Transaction control through the statement cache (parsing it was a measurable cost).
+fn exec(conn: &Connection, sql: &str) -> Result<(), String> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn job<T, F>(work: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
     (
         Box::new(TypedJob {
-            work: Some(work),
+            work,
             out: None,
             reply: Some(tx),
         }),
