@@ -163,7 +163,6 @@ fn remaining(policy: &Policy, usage: &Usage) -> i64 {
 struct Inner {
     config: Config,
     store: Arc<dyn Store>,
-    http: reqwest::Client,
     clock: Clock,
     metrics: Metrics,
 }
@@ -172,6 +171,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
+    http: reqwest::Client,
 }
 
 impl Gateway {
@@ -186,11 +186,21 @@ impl Gateway {
             inner: Arc::new(Inner {
                 config,
                 store,
-                http,
                 clock,
                 metrics: Metrics::default(),
             }),
+            http,
         })
+    }
+
+    /// A clone sharing everything but the upstream connection pool. A connection is driven
+    /// by the runtime that opened it, so a server with one single-threaded runtime per core
+    /// gives each runtime its own pool instead of waking another core for every answer.
+    pub fn with_own_connections(&self) -> Self {
+        Gateway {
+            inner: self.inner.clone(),
+            http: forward::build_client(&self.inner.config),
+        }
     }
 
     /// Open a gateway on a local SQLite file.
@@ -656,7 +666,7 @@ impl Gateway {
 
         // forward
         let answer = match forward::send(
-            &self.inner.http,
+            &self.http,
             http_method,
             &url,
             headers,

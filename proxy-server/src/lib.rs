@@ -35,6 +35,14 @@ impl AppState {
             admin_token,
         }
     }
+
+    /// The same state with upstream connections of its own (see [`spawn_per_core`]).
+    pub fn with_own_connections(&self) -> Self {
+        AppState {
+            gateway: self.gateway.with_own_connections(),
+            admin_token: self.admin_token.clone(),
+        }
+    }
 }
 
 /// Vendor routes and the admin API on one listener.
@@ -93,6 +101,106 @@ pub async fn spawn(router: Router, addr: &str) -> std::io::Result<ServerHandle> 
         shutdown: Some(tx),
         task,
     })
+}
+
+/// A server running on threads of its own, one single-threaded runtime per thread.
+pub struct PerCoreHandle {
+    pub addr: SocketAddr,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl PerCoreHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop accepting on every thread, let in-flight requests finish, and wait.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Serve on `threads` threads, each with a single-threaded tokio runtime and its own
+/// `SO_REUSEPORT` listener on `addr`, so the kernel spreads connections and a request never
+/// changes threads. The multi-threaded scheduler's cross-core wake-ups were the largest
+/// cost left in the pass-through path (a bare axum + reqwest proxy: 18k → 24k req/s here).
+/// `make_router` runs once per thread (give each its own upstream connections).
+pub fn spawn_per_core(
+    addr: &str,
+    threads: usize,
+    make_router: impl Fn() -> Router + Send + Sync + 'static,
+) -> std::io::Result<PerCoreHandle> {
+    use std::net::ToSocketAddrs;
+    let wanted = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr} does not name an address"),
+        )
+    })?;
+    let first = reuseport_listener(wanted)?;
+    // Port 0 picks a port once; every other thread binds that same port.
+    let addr = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..threads.max(1) {
+        sockets.push(reuseport_listener(addr)?);
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let make_router = Arc::new(make_router);
+    let mut handles = Vec::with_capacity(sockets.len());
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (make_router, mut rx) = (make_router.clone(), rx.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("vendorgate-http-{i}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(socket) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot register the listener");
+                            return;
+                        }
+                    };
+                    let _ = axum::serve(
+                        listener,
+                        make_router().into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                });
+            })?;
+        handles.push(handle);
+    }
+    Ok(PerCoreHandle {
+        addr,
+        shutdown: tx,
+        threads: handles,
+    })
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Start the built-in vendor simulator on a free loopback port and point every vendor of

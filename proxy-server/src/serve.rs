@@ -101,16 +101,22 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
         .or(file.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
     let admin_listen = args.admin_listen.or(file.admin_listen.clone());
-    let main_router = match admin_listen {
-        Some(_) => vendorgate_server::vendor_router(state.clone()),
-        None => vendorgate_server::app(state.clone()),
-    };
-    let main = vendorgate_server::spawn(main_router, &listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            addr: listen.clone(),
-            source,
-        })?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (per_thread, with_admin) = (state.clone(), admin_listen.is_none());
+    let main = vendorgate_server::spawn_per_core(&listen, threads, move || {
+        let state = per_thread.with_own_connections();
+        if with_admin {
+            vendorgate_server::app(state)
+        } else {
+            vendorgate_server::vendor_router(state)
+        }
+    })
+    .map_err(|source| ServerError::Listen {
+        addr: listen.clone(),
+        source,
+    })?;
     let admin = match &admin_listen {
         Some(a) => Some(
             vendorgate_server::spawn(vendorgate_server::admin_router(state.clone()), a)
