@@ -165,9 +165,8 @@ fn end(conn: &Connection, failed: bool) -> Result<(), String> {
         let _ = exec(conn, "ROLLBACK");
         return Err("the operation failed and was rolled back".into());
     }
-    exec(conn, "COMMIT").map_err(|e| {
+    exec(conn, "COMMIT").inspect_err(|_| {
         let _ = exec(conn, "ROLLBACK");
-        e
     })
 }
 
