@@ -17,6 +17,7 @@ use crate::credentials::{authorization_for, redact_secret, rewrite_twilio_path, 
 use crate::currency::minor_to_micros;
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::forward;
+use crate::key_cache::KeyCache;
 use crate::keys::{
     hash_vault_key, new_key_id, new_vault_key, IssuedKey, KeyRecord, KeySpec, Policy,
 };
@@ -163,6 +164,7 @@ fn remaining(policy: &Policy, usage: &Usage) -> i64 {
 struct Inner {
     config: Config,
     store: Arc<dyn Store>,
+    keys: KeyCache,
     clock: Clock,
     metrics: Metrics,
 }
@@ -186,6 +188,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 config,
                 store,
+                keys: KeyCache::default(),
                 clock,
                 metrics: Metrics::default(),
             }),
@@ -292,6 +295,7 @@ impl Gateway {
         let now = self.now_ms();
         let id = rec.key_id.clone();
         self.store(move |s| s.revoke(&id, now)).await?;
+        self.inner.keys.forget(&rec.key_id);
         tracing::info!(key_id = %rec.key_id, "key revoked");
         Ok(KeyRecord {
             revoked_at_ms: rec.revoked_at_ms.or(Some(now)),
@@ -492,11 +496,19 @@ impl Gateway {
         let vault_key =
             vault_key_from(&req.headers).ok_or(Error::Unauthorized(AuthFailure::Missing))?;
         let hash = hash_vault_key(&vault_key);
-        let found = match self.inner.store.try_key_by_hash(&hash) {
-            Some(r) => r.map_err(|e| self.store_failed(e))?,
-            None => self.store(move |s| s.key_by_hash(&hash)).await?,
+        let cached = match self.inner.keys.get(&hash) {
+            Some(k) => k,
+            None => {
+                let generation = self.inner.keys.generation();
+                let found = match self.inner.store.try_key_by_hash(&hash) {
+                    Some(r) => r.map_err(|e| self.store_failed(e))?,
+                    None => self.store(move |s| s.key_by_hash(&hash)).await?,
+                };
+                let record = found.ok_or(Error::Unauthorized(AuthFailure::UnknownKey))?;
+                self.inner.keys.insert(hash, record, generation)?
+            }
         };
-        let key = found.ok_or(Error::Unauthorized(AuthFailure::UnknownKey))?;
+        let key = &*cached.record;
         audit.key_id = Some(key.key_id.clone());
         audit.run_id = key.run_id.clone();
         let vendor = key.policy.vendor;
@@ -546,7 +558,7 @@ impl Gateway {
         }
 
         // allow
-        if !key.policy.allowlist()?.allows(&method, &path) {
+        if !cached.allowlist.allows(&method, &path) {
             return Err(Error::EndpointNotAllowed { method, path });
         }
         for h in ["stripe-account", "stripe-context"] {
@@ -628,6 +640,12 @@ impl Gateway {
             };
             match outcome {
                 ReserveOutcome::Reserved { spend_id, .. } | ReserveOutcome::Replay { spend_id } => ctx.spend = Some(spend_id),
+                // Another process revoked the key after this one read it: money waits for no cache.
+                ReserveOutcome::KeyRevoked => {
+                    self.inner.keys.forget(&key.key_id);
+                    return Err(Error::Unauthorized(AuthFailure::KeyRevoked));
+                }
+                ReserveOutcome::KeyExpired => return Err(Error::Unauthorized(AuthFailure::KeyExpired)),
                 ReserveOutcome::InFlight => return Err(Error::DuplicateRequest("a request with this Idempotency-Key is still in flight; wait for its answer".into())),
                 ReserveOutcome::Conflict => {
                     return Err(Error::DuplicateRequest("this Idempotency-Key was already used with a different request; use a new key for a new request".into()))

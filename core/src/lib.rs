@@ -13,6 +13,7 @@ pub mod currency;
 pub mod error;
 pub mod forward;
 pub mod gateway;
+pub mod key_cache;
 pub mod keys;
 pub mod metrics;
 pub mod money;

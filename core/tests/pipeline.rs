@@ -202,6 +202,64 @@ async fn revocation_and_expiry_take_effect_on_next_request() {
     );
 }
 
+/// Two gateways on one database file (an agent process and a server, say). Keys are cached
+/// in memory, so a revocation made by the *other* gateway must still stop money at once
+/// (the reservation re-reads the key) and free calls within the cache's TTL.
+#[tokio::test]
+async fn revocation_by_another_process_stops_money_at_once() {
+    let (base, up) = start_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let a = Gateway::open(&db, config_for(&base)).unwrap();
+    let b = Gateway::open(&db, config_for(&base)).unwrap();
+    let (vk, id) = stripe_key(
+        &a,
+        500_000_000,
+        &["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
+    )
+    .await;
+    let pi = a
+        .process(req(&vk, "POST", "/v1/payment_intents", CHARGE_100))
+        .await
+        .unwrap();
+    let pi_id = serde_json::from_slice::<serde_json::Value>(&pi.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let read = format!("/v1/payment_intents/{pi_id}");
+    a.process(req(&vk, "GET", &read, "")).await.unwrap();
+    b.revoke(&id).await.unwrap();
+    let hits = up.hits();
+
+    let e = a
+        .process(req(&vk, "POST", "/v1/payment_intents", CHARGE_100))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.error, Error::Unauthorized(AuthFailure::KeyRevoked)),
+        "{e:?}"
+    );
+    assert_eq!(
+        up.hits(),
+        hits,
+        "a money call with a revoked key reached the vendor"
+    );
+
+    tokio::time::sleep(vendorgate::key_cache::TTL + std::time::Duration::from_millis(50)).await;
+    let e = a.process(req(&vk, "GET", &read, "")).await.unwrap_err();
+    assert!(
+        matches!(e.error, Error::Unauthorized(AuthFailure::KeyRevoked)),
+        "{e:?}"
+    );
+    assert_eq!(
+        up.hits(),
+        hits,
+        "a free call with a revoked key reached the vendor"
+    );
+    let st = a.key_status(&id).await.unwrap();
+    assert_eq!(st.usage.spent, 100_000_000, "only the first charge counts");
+}
+
 #[tokio::test]
 async fn refused_connection_releases_the_reservation() {
     // A port nothing listens on: bind, note the port, drop the listener.

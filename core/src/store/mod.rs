@@ -42,6 +42,10 @@ pub enum ReserveOutcome {
     Replay { spend_id: i64 },
     /// The same idempotency key is on a call still in flight.
     InFlight,
+    /// The key was revoked (or is unknown) when the reservation ran: nothing reserved.
+    KeyRevoked,
+    /// The key had expired when the reservation ran: nothing reserved.
+    KeyExpired,
     /// The idempotency key was used with a different request.
     Conflict,
     /// The call would cross a cap.

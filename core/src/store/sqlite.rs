@@ -389,6 +389,17 @@ fn insert_key_on(conn: &Connection, record: &KeyRecord, hash: &KeyHash) -> Resul
 
 /// One atomic check of every cap window plus the insert (inside the writer's transaction).
 fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+    // The key is re-read here, inside the write transaction, so a revocation by any process
+    // stops money at once whatever the caller had cached.
+    let key: Option<(Option<i64>, i64)> = tx
+        .prepare_cached("SELECT revoked_at_ms, expires_at_ms FROM keys WHERE key_id = ?1")?
+        .query_row(params![req.key_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match key {
+        None | Some((Some(_), _)) => return Ok(ReserveOutcome::KeyRevoked),
+        Some((None, expires)) if expires <= req.now_ms => return Ok(ReserveOutcome::KeyExpired),
+        Some(_) => {}
+    }
     // An idempotent retry of a counted call is the same spend; a reused key with another
     // request is a conflict; a retry after a definite "nothing moved" is checked afresh.
     let mut reuse_row = None;
