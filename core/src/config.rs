@@ -191,6 +191,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Longest TTL a key may be issued with.
     pub max_key_ttl: Duration,
+    /// Most calls in flight to one vendor at once (default 256); more wait for a slot, up to
+    /// `request_timeout`. Bounds upstream connections and the memory behind them; vendors'
+    /// own concurrency limits are far lower.
+    pub max_upstream_requests: usize,
 }
 
 pub const DEFAULT_STRIPE_URL: &str = "https://api.stripe.com";
@@ -213,6 +217,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             max_key_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_upstream_requests: 256,
         }
     }
 }
@@ -284,6 +289,11 @@ impl Config {
         self.pricing.validate()?;
         if self.max_body_bytes == 0 {
             return Err(Error::Config("max_body_bytes must be positive".into()));
+        }
+        if self.max_upstream_requests == 0 {
+            return Err(Error::Config(
+                "max_upstream_requests must be positive".into(),
+            ));
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ pub fn build_client(config: &Config) -> reqwest::Client {
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(config.max_upstream_requests)
         .tcp_nodelay(true)
         .build()
         .expect("the HTTP client configuration is static and valid")

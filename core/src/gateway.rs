@@ -149,6 +149,14 @@ impl IssuedKey {
     }
 }
 
+fn vendor_slot(v: Vendor) -> usize {
+    match v {
+        Vendor::Stripe => 0,
+        Vendor::Twilio => 1,
+        Vendor::Resend => 2,
+    }
+}
+
 /// Room left under the tighter of the key's caps (0 for a key with no cap).
 fn remaining(policy: &Policy, usage: &Usage) -> i64 {
     let run = policy.max_usd.map(|c| c - usage.total);
@@ -165,6 +173,8 @@ struct Inner {
     config: Config,
     store: Arc<dyn Store>,
     keys: KeyCache,
+    /// Upstream call slots per vendor (`Config::max_upstream_requests`).
+    slots: [tokio::sync::Semaphore; 3],
     clock: Clock,
     metrics: Metrics,
 }
@@ -184,11 +194,13 @@ impl Gateway {
     pub fn with_clock(config: Config, store: Arc<dyn Store>, clock: Clock) -> Result<Self> {
         config.validate()?;
         let http = forward::build_client(&config);
+        let slots = config.max_upstream_requests;
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
                 store,
                 keys: KeyCache::default(),
+                slots: std::array::from_fn(|_| tokio::sync::Semaphore::new(slots)),
                 clock,
                 metrics: Metrics::default(),
             }),
@@ -682,7 +694,19 @@ impl Gateway {
         let http_method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| Error::BadRequest(format!("method {method} is not valid")))?;
 
-        // forward
+        // forward, once one of the vendor's call slots is free
+        let slot = self.inner.slots[vendor_slot(vendor)].acquire();
+        let Ok(Ok(_slot)) = tokio::time::timeout(cfg.request_timeout, slot).await else {
+            return Err(Error::Upstream {
+                vendor,
+                kind: crate::error::UpstreamFailure::ConnectFailed,
+                detail: format!(
+                    "all {} upstream call slots stayed busy for {} ms (max_upstream_requests); nothing was sent",
+                    cfg.max_upstream_requests,
+                    cfg.request_timeout.as_millis()
+                ),
+            });
+        };
         let answer = match forward::send(
             &self.http,
             http_method,

@@ -260,6 +260,34 @@ async fn revocation_by_another_process_stops_money_at_once() {
     assert_eq!(st.usage.spent, 100_000_000, "only the first charge counts");
 }
 
+/// `max_upstream_requests` bounds how many calls are at the vendor at once; the rest wait
+/// for a slot and still go through.
+#[tokio::test]
+async fn upstream_calls_in_flight_are_bounded() {
+    let (base, up) = start_upstream().await;
+    let mut config = config_for(&base);
+    config.max_upstream_requests = 2;
+    let gw = gateway(config);
+    let (vk, _) = stripe_key(&gw, 1_000_000, &["GET /v1/customers/*"]).await;
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (gw, vk) = (gw.clone(), vk.clone());
+            tokio::spawn(
+                async move { gw.process(req(&vk, "GET", "/v1/customers/cus_1", "")).await },
+            )
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().unwrap().status, 200);
+    }
+    assert_eq!(up.hits(), 8);
+    assert_eq!(
+        up.max_in_flight.load(Ordering::SeqCst),
+        2,
+        "the vendor saw more (or fewer) calls at once than the slots allow"
+    );
+}
+
 #[tokio::test]
 async fn refused_connection_releases_the_reservation() {
     // A port nothing listens on: bind, note the port, drop the listener.

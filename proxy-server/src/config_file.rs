@@ -20,6 +20,7 @@ pub struct FileConfig {
     /// Name of the environment variable holding the admin token.
     pub admin_token_env: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub max_upstream_requests: Option<usize>,
     pub connect_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     /// How long a store operation waits for another process's lock before the request is
@@ -86,6 +87,12 @@ impl FileConfig {
                 return Err(cfg_err("max_body_bytes", "must be positive".into()));
             }
             c.max_body_bytes = n;
+        }
+        if let Some(n) = self.max_upstream_requests {
+            if n == 0 {
+                return Err(cfg_err("max_upstream_requests", "must be positive".into()));
+            }
+            c.max_upstream_requests = n;
         }
         if let Some(ms) = self.connect_timeout_ms {
             c.connect_timeout = Duration::from_millis(ms);

@@ -93,6 +93,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
         .unwrap_or_else(|| PathBuf::from("./vendorgate.db"));
     let store = SqliteStore::open(&db)
         .map_err(|e| ServerError::Config(format!("cannot open database {}: {e}", db.display())))?;
+    // An HTTP thread must not block on a commit: its other connections would wait.
+    store.set_lone_writes_inline(false);
     let gateway = Gateway::new(config.clone(), Arc::new(store))?;
     let state = AppState::new(gateway, admin_token.clone());
 

@@ -206,6 +206,12 @@ impl SqliteStore {
         self.readers[start % self.readers.len()].lock()
     }
 
+    /// Whether a write with no other write queued commits on the calling thread (default:
+    /// yes, the embedded case). A server should turn it off; see `docs/BENCHMARKS.md`.
+    pub fn set_lone_writes_inline(&self, on: bool) {
+        self.writer.set_inline(on);
+    }
+
     /// A private in-memory database (tests, throwaway demos).
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::setup(Connection::open_in_memory()?, DEFAULT_BUSY_TIMEOUT)

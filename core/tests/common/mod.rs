@@ -26,6 +26,9 @@ pub struct Upstream {
     pub auth_seen: Arc<Mutex<Vec<String>>>,
     pub paths_seen: Arc<Mutex<Vec<String>>>,
     intents: Arc<Mutex<HashMap<String, Value>>>,
+    /// Calls being answered right now, and the most there ever were at once.
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    pub max_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn form(body: &str) -> HashMap<String, String> {
@@ -107,6 +110,17 @@ async fn slow(State(u): State<Upstream>, h: HeaderMap) -> impl IntoResponse {
     Json(json!({}))
 }
 
+/// A read that takes 50 ms, counting how many overlap.
+async fn get_customer(State(u): State<Upstream>, h: HeaderMap) -> impl IntoResponse {
+    use std::sync::atomic::Ordering;
+    u.see(&h, "/v1/customers");
+    let now = u.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    u.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    u.in_flight.fetch_sub(1, Ordering::SeqCst);
+    Json(json!({"object": "customer", "id": "cus_1"}))
+}
+
 async fn twilio_create(
     State(u): State<Upstream>,
     h: HeaderMap,
@@ -140,6 +154,7 @@ pub async fn start_upstream() -> (String, Upstream) {
         .route("/v1/payment_intents/{id}", get(get_pi))
         .route("/v1/payment_intents/{id}/{action}", post(pi_action))
         .route("/v1/charges", post(slow))
+        .route("/v1/customers/{id}", get(get_customer))
         .route(
             "/2010-04-01/Accounts/{sid}/Messages.json",
             post(twilio_create),
