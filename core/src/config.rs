@@ -191,9 +191,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Longest TTL a key may be issued with.
     pub max_key_ttl: Duration,
-    /// Most calls in flight to one vendor at once (default 256); more wait for a slot, up to
-    /// `request_timeout`. Bounds upstream connections and the memory behind them; vendors'
-    /// own concurrency limits are far lower.
+    /// Most calls in flight to one vendor at once (default 64); more wait for a slot, up to
+    /// `request_timeout` (then 502, nothing sent). Bounds upstream connections and the
+    /// memory behind them.
     pub max_upstream_requests: usize,
 }
 
@@ -217,7 +217,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             max_key_ttl: Duration::from_secs(30 * 24 * 3600),
-            max_upstream_requests: 256,
+            max_upstream_requests: 64,
         }
     }
 }
