@@ -21,13 +21,14 @@ def table(results, rss_idle, rss_1k, revoke_us, after_status, dur, conn):
            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for call, label in (("get", "pass-through GET (free)"), ("post", "money POST (reserve + settle + audit)")):
         base = r.get(f"nginx-{call}")
-        for who in ("direct", "nginx", "vg"):
+        for who in ("direct", "nginx", "bare", "vg"):
             x = r.get(f"{who}-{call}")
             if not x:
                 continue
             ratio = f"{x['rps'] / base['rps']:.2f}×" if base else "-"
             pratio = f"{x['p99_us'] / base['p99_us']:.2f}×" if base else "-"
-            name = {"direct": "direct to upstream", "nginx": "nginx proxy_pass", "vg": "vendorgate"}[who]
+            name = {"direct": "direct to upstream", "nginx": "nginx proxy_pass",
+                    "bare": "bare axum + reqwest proxy (same stack, no gateway work)", "vg": "vendorgate"}[who]
             out.append(f"| {label} | {name} | {x['rps']} | {x['p50_us']/1000:.2f} | {x['p99_us']/1000:.2f} | {x['p999_us']/1000:.2f} | {x['errors'] + x['non2xx']} | {ratio} | {pratio} |")
     rated = [(c, w) for c in ("get", "post") for w in ("nginx", "vg") if r.get(f"{w}-{c}-rate")]
     if rated:

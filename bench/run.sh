@@ -8,8 +8,8 @@ ROOT=$PWD
 DUR=${1:-10}
 CONN=${2:-32}
 WORK=$(mktemp -d)
-UP=18081; PX=18082; VG=18083
-cleanup() { [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; [ -n "${VGPID:-}" ] && kill "$VGPID" 2>/dev/null || true; }
+UP=18081; PX=18082; VG=18083; BARE=18084
+cleanup() { [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true; [ -n "${VGPID:-}" ] && kill "$VGPID" 2>/dev/null || true; [ -n "${BAREPID:-}" ] && kill "$BAREPID" 2>/dev/null || true; }
 trap cleanup EXIT
 
 VG_BIN=${VG_BIN:-}
@@ -17,6 +17,11 @@ if [ -z "$VG_BIN" ]; then
   cargo build --release -q -p vendorgate-server
   VG_BIN=target/release/vendorgate
 fi
+# The floor: the same HTTP stack (axum + reqwest, one runtime per core) forwarding with a
+# header swap and nothing else.
+cargo build --release -q -p vendorgate-server --example bare_proxy
+PER_CORE=1 target/release/examples/bare_proxy 127.0.0.1:$BARE http://127.0.0.1:$UP > /dev/null 2>&1 &
+BAREPID=$!
 sed -e "s#@DIR@#$WORK#g" -e "s#@UPSTREAM@#$UP#g" -e "s#@PROXY@#$PX#g" bench/nginx.conf.tmpl > "$WORK/nginx.conf"
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 sleep 0.5
@@ -41,9 +46,11 @@ RESULTS=$WORK/results.txt
 : > "$RESULTS"
 run direct-get   "http://127.0.0.1:$UP/v1/customers/cus_1" get.lua  | tee -a "$RESULTS"
 run nginx-get    "http://127.0.0.1:$PX/v1/customers/cus_1" get.lua  | tee -a "$RESULTS"
+run bare-get     "http://127.0.0.1:$BARE/v1/customers/cus_1" get.lua | tee -a "$RESULTS"
 run vg-get       "http://127.0.0.1:$VG/v1/customers/cus_1" get.lua  | tee -a "$RESULTS"
 run direct-post  "http://127.0.0.1:$UP/v1/payment_intents" post.lua | tee -a "$RESULTS"
 run nginx-post   "http://127.0.0.1:$PX/v1/payment_intents" post.lua | tee -a "$RESULTS"
+run bare-post    "http://127.0.0.1:$BARE/v1/payment_intents" post.lua | tee -a "$RESULTS"
 run vg-post      "http://127.0.0.1:$VG/v1/payment_intents" post.lua | tee -a "$RESULTS"
 
 # Latency at a fixed moderate rate: 10 connections x 1 request / 10 ms = about 1,000 req/s.

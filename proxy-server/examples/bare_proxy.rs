@@ -1,5 +1,6 @@
 //! The floor vendorgate is measured against: the same HTTP stack (axum + reqwest, same
-//! runtime) forwarding every call with a header swap and nothing else. `bench/run.sh` runs it
+//! runtime; `PER_CORE=1` for one single-threaded runtime per core, as `vendorgate serve`)
+//! forwarding every call with a header swap and nothing else. `bench/run.sh` runs it
 //! so the table separates the cost of the stack from the cost of the gateway's work.
 //! Usage: bare_proxy LISTEN UPSTREAM_BASE_URL
 
