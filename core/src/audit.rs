@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::money::format_usd;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub id: i64,
     pub time_ms: i64,

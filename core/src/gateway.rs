@@ -361,6 +361,12 @@ impl Gateway {
         self.store(move |s| s.audit(&query)).await
     }
 
+    /// Store everything still queued (audit rows answered before their commit) and tidy
+    /// the store; for a clean stop. The gateway keeps working afterwards.
+    pub async fn close(&self) -> Result<()> {
+        self.store(|s| s.close()).await
+    }
+
     pub async fn health(&self) -> Result<()> {
         self.store(|s| s.ping()).await
     }
@@ -398,7 +404,15 @@ impl Gateway {
                 // Settle, audit and the usage behind Vendorgate-Remaining-Usd in one trip.
                 let (key_id, policy) = (ctx.key_id.unwrap_or_default(), ctx.policy);
                 let day = utc_day(self.now_ms());
-                let usage = self.finish(finish, Some((key_id, day))).await;
+                let usage = match self.moved_nothing(finish) {
+                    // Nothing to settle: the row is safe in the journal; only the totals
+                    // behind the header are read.
+                    Ok(()) => match self.inner.store.try_totals(&key_id, &day) {
+                        Some(r) => r.map(Some).map_err(|e| self.store_failed(e)),
+                        None => self.store(move |s| s.totals(&key_id, &day).map(Some)).await,
+                    },
+                    Err(finish) => self.finish(finish, Some((key_id, day))).await,
+                };
                 // A failed write leaves any reservation counted (state `reserved`), which can
                 // only over-count; the vendor's answer still goes back to the agent.
                 if let (Ok(Some((total, today))), Some(policy)) = (usage, policy) {
@@ -467,7 +481,27 @@ impl Gateway {
 
     async fn finish_or_log(&self, finish: Finish) {
         // Failures are logged; a reservation left `reserved` only over-counts.
-        let _ = self.finish(finish, None).await;
+        if let Err(finish) = self.moved_nothing(finish) {
+            let _ = self.finish(finish, None).await;
+        }
+    }
+
+    /// A call with nothing to settle, reconcile or remember needs only its audit row, and
+    /// that row need not be committed before the answer: the store journals it (safe from a
+    /// killed process) and commits it with a later batch. `Err` hands the work back.
+    // The Err side hands the caller's own input back; it is not an error value.
+    #[allow(clippy::result_large_err)]
+    fn moved_nothing(&self, mut finish: Finish) -> std::result::Result<(), Finish> {
+        if finish.settle.is_some() || finish.reconcile.is_some() || finish.remember.is_some() {
+            return Err(finish);
+        }
+        let Some(row) = finish.audit.take() else {
+            return Ok(());
+        };
+        self.inner.store.audit_soon(row).map_err(|row| {
+            finish.audit = Some(row);
+            finish
+        })
     }
 
     /// Settle + audit (and read the key's totals when asked) in one store transaction,

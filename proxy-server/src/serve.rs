@@ -152,6 +152,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
     if let Some(a) = admin {
         a.shutdown().await;
     }
+    if let Err(e) = state.gateway.close().await {
+        tracing::error!(error = %e, "could not store every queued audit row; the next start replays them from the journal");
+    }
     Ok(())
 }
 

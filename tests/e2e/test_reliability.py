@@ -94,6 +94,59 @@ def test_locked_database_fails_closed_and_recovers(tmp_path, sim):
     assert "store operation failed" in err and "database is locked" in err
 
 
+def _journal_load(tmp_path, sim, name):
+    """Free reads and refusals sent while another connection holds the database's write lock:
+    they must be answered (their rows go to the audit journal), not wait or fail."""
+    p = start_gateway(tmp_path, sim.url, config_text="store_busy_timeout_ms = 300\n", name=name)
+    gw = Gateway(p)
+    key = gw.issue(vendor="stripe", max_usd="500", allowed_endpoints=["POST /v1/payment_intents", "GET /v1/customers/*"])
+    vk = key["vault_key"]
+    holder = sqlite3.connect(tmp_path / f"{name}.db", timeout=5, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    reads, refusals = [], []
+    for _ in range(5):
+        reads.append(http("GET", f"{gw.url}/v1/customers/cus_journal", headers={"Authorization": f"Bearer {vk}"})[0])
+        refusals.append(post(gw, vk, path="/v1/refunds", body=b"payment_intent=pi_1")[0])
+    assert all(s in (200, 404) for s in reads), reads
+    assert refusals == [403] * 5, refusals
+    return p, key, holder
+
+
+def _journal_rows(rows):
+    return (sum(r["method"] == "GET" and r["decision"] == "forwarded" for r in rows),
+            sum(r["endpoint"] == "/v1/refunds" and r["status"] == 403 for r in rows))
+
+
+def test_rows_answered_while_the_store_is_locked_survive_kill_9(tmp_path, sim):
+    import signal
+
+    p, key, holder = _journal_load(tmp_path, sim, "journal")
+    os.kill(p.p.pid, signal.SIGKILL)
+    p.p.wait()
+    holder.execute("ROLLBACK")
+    holder.close()
+    p2 = start_gateway(tmp_path, sim.url, name="journal")
+    try:
+        rows = http("GET", f"{p2.url}/v1/audit?key_id={key['key_id']}", token=ADMIN_TOKEN)[1]
+    finally:
+        p2.stop()
+    assert _journal_rows(rows) == (5, 5), rows
+    # The dead server's journal was replayed and removed; the clean stop removed the new one.
+    assert not list(tmp_path.glob("journal.db-audit-*.jnl"))
+
+
+def test_rows_answered_while_the_store_is_locked_are_stored_once_it_frees(tmp_path, sim):
+    p, key, holder = _journal_load(tmp_path, sim, "journal_live")
+    try:
+        time.sleep(0.5)  # past store_busy_timeout_ms: the first inserts have failed
+        holder.execute("ROLLBACK")
+        holder.close()
+        rows = http("GET", f"{p.url}/v1/audit?key_id={key['key_id']}", token=ADMIN_TOKEN)[1]
+        assert _journal_rows(rows) == (5, 5), rows
+    finally:
+        p.stop()
+
+
 def test_corrupt_database_refuses_to_start_with_a_clear_message(tmp_path):
     db = tmp_path / "corrupt.db"
     db.write_bytes(b"this is not a database" * 1000)

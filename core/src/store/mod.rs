@@ -12,6 +12,7 @@ use crate::error::{CapWindow, StoreError};
 use crate::keys::{KeyHash, KeyRecord};
 use crate::vendor::{MoneyState, Remembered};
 
+mod journal;
 pub mod sqlite;
 mod writer;
 
@@ -139,6 +140,25 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
     /// Cheap liveness check for `/healthz`.
     fn ping(&self) -> Result<(), StoreError>;
+
+    /// Record the audit row of a call that moved no money without waiting for its commit,
+    /// once it is safe from a killed process (SQLite: appended to the store's journal).
+    /// `Err` hands the row back: record it with `finish`.
+    #[allow(clippy::result_large_err)] // Err hands the caller's row back
+    fn audit_soon(&self, row: AuditRow) -> Result<(), AuditRow> {
+        Err(row)
+    }
+
+    /// Store everything still queued and tidy up (SQLite: remove the audit journal once
+    /// every row in it is stored). Calls after this still work.
+    fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// `totals`, answered inline only if it needs no waiting; `None`: call `totals`.
+    fn try_totals(&self, _key_id: &str, _day: &str) -> Option<Result<(i64, i64), StoreError>> {
+        None
+    }
 
     /// The key lookup, answered inline only if it needs no waiting (a read connection is free
     /// right now); `None` sends the caller to the blocking pool. Saves a thread hand-off on

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::journal::{self, Journal};
 use super::writer::Writer;
 use super::{AuditQuery, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest, Store, Usage};
 use crate::audit::AuditRow;
@@ -114,6 +115,11 @@ END;
     r#"
 DROP INDEX IF EXISTS audit_time;
 "#,
+    // 4: rows that went through the audit journal carry their journal reference, so a
+    // replay after a crash inserts only the rows that are missing.
+    r#"
+ALTER TABLE audit ADD COLUMN journal_ref TEXT;
+"#,
 ];
 
 /// States whose amounts count against caps.
@@ -136,6 +142,8 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// Tells the checkpoint thread to stop when the store is dropped.
     stop: Arc<AtomicBool>,
+    /// Where audit rows of calls that moved no money go first (file databases only).
+    journal: Option<Arc<Journal>>,
 }
 
 impl Drop for SqliteStore {
@@ -166,6 +174,19 @@ impl SqliteStore {
             }
         }
         let mut store = Self::setup(Connection::open(path)?, busy_timeout)?;
+        journal::recover(path, &store.writer)?;
+        match Journal::create(path) {
+            Ok(j) => {
+                let j = Arc::new(j);
+                let on_exit = j.clone();
+                store.writer.set_on_exit(move || on_exit.close());
+                store.journal = Some(j);
+            }
+            // Still correct without it: every audit row is then committed before the answer.
+            Err(e) => {
+                tracing::warn!(error = %e, "no audit journal; audit rows are written synchronously")
+            }
+        }
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
                 path,
@@ -233,6 +254,16 @@ impl SqliteStore {
         self.writer.set_inline(on);
     }
 
+    /// Queue a journaled row for the writer; on failure it goes back to the journal's retry
+    /// list.
+    fn queue_journaled(&self, journal: &Arc<Journal>, p: journal::Pending) {
+        let (j, done) = (journal.clone(), p.clone());
+        self.writer.submit_detached(
+            move |c| Ok(insert_audit(c, &p.0, Some(&p.1))?),
+            move |r| j.done(done, r),
+        );
+    }
+
     /// A private in-memory database (tests, throwaway demos).
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::setup(Connection::open_in_memory()?, DEFAULT_BUSY_TIMEOUT)
@@ -267,6 +298,7 @@ impl SqliteStore {
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
             stop: Arc::new(AtomicBool::new(false)),
+            journal: None,
         })
     }
 }
@@ -553,30 +585,41 @@ fn finish_on(tx: &Connection, f: &Finish) -> Result<(), StoreError> {
         )?;
     }
     if let Some(a) = &f.audit {
-        tx.prepare_cached(
-            "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )?
-        .execute(params![
-            a.time_ms,
-            a.key_id,
-            a.run_id,
-            a.vendor,
-            a.method,
-            a.endpoint,
-            a.decision,
-            a.status,
-            a.upstream_status,
-            a.estimate_micros,
-            a.cost_micros,
-            a.money_state,
-            a.latency_us,
-            a.upstream_latency_us,
-            a.idempotency_key,
-            a.vendor_request_id,
-            a.message
-        ])?;
+        insert_audit(tx, a, None)?;
     }
+    Ok(())
+}
+
+/// One audit row; `journal_ref` for a row that went through the journal.
+pub(super) fn insert_audit(
+    tx: &Connection,
+    a: &AuditRow,
+    journal_ref: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message, journal_ref)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?
+    .execute(params![
+        a.time_ms,
+        a.key_id,
+        a.run_id,
+        a.vendor,
+        a.method,
+        a.endpoint,
+        a.decision,
+        a.status,
+        a.upstream_status,
+        a.estimate_micros,
+        a.cost_micros,
+        a.money_state,
+        a.latency_us,
+        a.upstream_latency_us,
+        a.idempotency_key,
+        a.vendor_request_id,
+        a.message,
+        journal_ref
+    ])?;
     Ok(())
 }
 
@@ -588,6 +631,28 @@ impl Store for SqliteStore {
 
     fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
         key_by_hash_on(&self.reader(), hash)
+    }
+
+    #[allow(clippy::result_large_err)] // Err hands the caller's row back
+    fn audit_soon(&self, row: AuditRow) -> Result<(), AuditRow> {
+        let Some(journal) = &self.journal else {
+            return Err(row);
+        };
+        journal.append(row, |p| self.queue_journaled(journal, p))
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        if let Some(journal) = &self.journal {
+            journal.retry_now(|p| self.queue_journaled(journal, p));
+            self.writer.write(|_| Ok(()))?;
+            journal.close();
+        }
+        Ok(())
+    }
+
+    fn try_totals(&self, key_id: &str, day: &str) -> Option<Result<(i64, i64), StoreError>> {
+        let conn = self.readers.iter().find_map(|r| r.try_lock())?;
+        Some(counted_totals(&conn, key_id, day).map_err(Into::into))
     }
 
     fn try_key_by_hash(&self, hash: &KeyHash) -> Option<Result<Option<KeyRecord>, StoreError>> {
@@ -721,6 +786,11 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        if let Some(journal) = &self.journal {
+            // Read your writes: rows queued from the journal commit before this query.
+            journal.retry_now(|p| self.queue_journaled(journal, p));
+            self.writer.write(|_| Ok(()))?;
+        }
         let conn = self.reader();
         let limit = if q.limit == 0 {
             100

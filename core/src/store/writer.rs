@@ -29,10 +29,18 @@ trait Job: Send {
     fn deliver(self: Box<Self>, commit: &Result<(), String>);
 }
 
+/// Where a job's answer goes.
+enum Reply<T> {
+    /// A caller waiting on the channel.
+    Channel(oneshot::Sender<Result<T, StoreError>>),
+    /// Nobody waits: told only whether the work committed.
+    Done(Box<dyn FnOnce(Result<(), StoreError>) + Send>),
+}
+
 struct TypedJob<T, F> {
     work: F,
     out: Option<Result<T, StoreError>>,
-    reply: Option<oneshot::Sender<Result<T, StoreError>>>,
+    reply: Option<Reply<T>>,
 }
 
 impl<T, F> Job for TypedJob<T, F>
@@ -64,8 +72,12 @@ where
                 .unwrap_or_else(|| Err(StoreError::Task("unreachable".into()))),
             Err(e) => Err(StoreError::Batch(e.clone())),
         };
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(out);
+        match self.reply.take() {
+            Some(Reply::Channel(reply)) => {
+                let _ = reply.send(out);
+            }
+            Some(Reply::Done(done)) => done(out.map(|_| ())),
+            None => {}
         }
     }
 }
@@ -79,7 +91,11 @@ pub(super) struct Writer {
     /// Whether a lone write may commit on the caller's thread (see [`Writer::submit`]).
     inline: AtomicBool,
     busy_timeout: Duration,
+    /// Runs on the writer thread once the queue is drained after the store is dropped.
+    on_exit: ExitHook,
 }
+
+type ExitHook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 
 impl Writer {
     /// `busy_timeout`: how long a batch waits for another connection's write lock.
@@ -93,9 +109,16 @@ impl Writer {
         let thread_conn = conn.clone();
         let pending = Arc::new(AtomicUsize::new(0));
         let thread_pending = pending.clone();
+        let on_exit: ExitHook = Arc::default();
+        let thread_on_exit = on_exit.clone();
         std::thread::Builder::new()
             .name("vendorgate-sqlite-writer".into())
-            .spawn(move || run(thread_conn, rx, thread_pending, busy_timeout))
+            .spawn(move || {
+                run(thread_conn, rx, thread_pending, busy_timeout);
+                if let Some(hook) = thread_on_exit.lock().take() {
+                    hook();
+                }
+            })
             .map_err(StoreError::Io)?;
         Ok(Writer {
             jobs,
@@ -103,7 +126,13 @@ impl Writer {
             pending,
             inline: AtomicBool::new(true),
             busy_timeout,
+            on_exit,
         })
+    }
+
+    /// Run `hook` on the writer thread after the last queued job, once the store is gone.
+    pub(super) fn set_on_exit(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.on_exit.lock() = Some(Box::new(hook));
     }
 
     /// Off for a server: an HTTP thread blocked on a commit stalls its other connections
@@ -136,17 +165,48 @@ impl Writer {
         rx
     }
 
+    /// Queue a write nobody waits for; `done` learns whether it committed. Always goes
+    /// through the writer thread, never inline: the point is not to wait.
+    pub(super) fn submit_detached<F>(
+        &self,
+        work: F,
+        done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) where
+        F: FnMut(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            work,
+            out: None,
+            reply: Some(Reply::Done(Box::new(done))),
+        });
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            job.deliver(&Err("the store's writer thread has stopped".into()));
+        }
+    }
+
     /// Queue a write and wait for it (from a blocking context only).
     pub(super) fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(work).blocking_recv().unwrap_or_else(|_| {
+        let dropped = || {
             Err(StoreError::Task(
                 "the store's writer thread dropped the answer".into(),
             ))
-        })
+        };
+        let mut rx = self.submit(work);
+        // Answered inline already: no blocking wait (which would panic if the caller is on
+        // an async runtime, as `SqliteStore::open` in a server may be).
+        match rx.try_recv() {
+            Ok(out) => out,
+            Err(oneshot::error::TryRecvError::Closed) => dropped(),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                rx.blocking_recv().unwrap_or_else(|_| dropped())
+            }
+        }
     }
 }
 
@@ -259,7 +319,7 @@ where
         Box::new(TypedJob {
             work,
             out: None,
-            reply: Some(tx),
+            reply: Some(Reply::Channel(tx)),
         }),
         rx,
     )
