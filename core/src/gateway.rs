@@ -17,7 +17,7 @@ use crate::credentials::{authorization_for, redact_secret, rewrite_twilio_path, 
 use crate::currency::minor_to_micros;
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::forward;
-use crate::key_cache::KeyCache;
+use crate::key_cache::{KeyCache, TotalsCache};
 use crate::keys::{
     hash_vault_key, new_key_id, new_vault_key, IssuedKey, KeyRecord, KeySpec, Policy,
 };
@@ -173,6 +173,7 @@ struct Inner {
     config: Config,
     store: Arc<dyn Store>,
     keys: KeyCache,
+    totals: TotalsCache,
     /// Upstream call slots per vendor (`Config::max_upstream_requests`).
     slots: [tokio::sync::Semaphore; 3],
     clock: Clock,
@@ -200,6 +201,7 @@ impl Gateway {
                 config,
                 store,
                 keys: KeyCache::default(),
+                totals: TotalsCache::default(),
                 slots: std::array::from_fn(|_| tokio::sync::Semaphore::new(slots)),
                 clock,
                 metrics: Metrics::default(),
@@ -405,13 +407,30 @@ impl Gateway {
                 let (key_id, policy) = (ctx.key_id.unwrap_or_default(), ctx.policy);
                 let day = utc_day(self.now_ms());
                 let usage = match self.moved_nothing(finish) {
-                    // Nothing to settle: the row is safe in the journal; only the totals
-                    // behind the header are read.
-                    Ok(()) => match self.inner.store.try_totals(&key_id, &day) {
-                        Some(r) => r.map(Some).map_err(|e| self.store_failed(e)),
-                        None => self.store(move |s| s.totals(&key_id, &day).map(Some)).await,
+                    // Nothing to settle: the row is safe in the journal; the header shows
+                    // the key's totals as last seen (at most `key_cache::TTL` old).
+                    Ok(()) => match self.inner.totals.get(&key_id, &day) {
+                        Some(t) => Ok(Some(t)),
+                        None => {
+                            let read = match self.inner.store.try_totals(&key_id, &day) {
+                                Some(r) => r.map_err(|e| self.store_failed(e)),
+                                None => {
+                                    let (k, d) = (key_id.clone(), day.clone());
+                                    self.store(move |s| s.totals(&k, &d)).await
+                                }
+                            };
+                            read.inspect(|t| self.inner.totals.put(&key_id, &day, *t))
+                                .map(Some)
+                        }
                     },
-                    Err(finish) => self.finish(finish, Some((key_id, day))).await,
+                    Err(finish) => {
+                        let (k, d) = (key_id.clone(), day.clone());
+                        let done = self.finish(finish, Some((k, d))).await;
+                        if let Ok(Some(t)) = &done {
+                            self.inner.totals.put(&key_id, &day, *t);
+                        }
+                        done
+                    }
                 };
                 // A failed write leaves any reservation counted (state `reserved`), which can
                 // only over-count; the vendor's answer still goes back to the agent.
@@ -680,9 +699,17 @@ impl Gateway {
                 max_usd: key.policy.max_usd,
                 daily_usd_cap: key.policy.daily_usd_cap,
             };
-            let outcome = match self.inner.store.reserve_queued(reserve) {
-                Ok(rx) => self.queued(rx).await?,
-                Err(reserve) => self.store(move |s| s.reserve(&reserve)).await?,
+            // Already over the cap: refuse on a read, without taking the write lock.
+            let refused = match self.inner.store.try_refuse_over_cap(&reserve) {
+                Some(r) => r.map_err(|e| self.store_failed(e))?,
+                None => None,
+            };
+            let outcome = match refused {
+                Some(o) => o,
+                None => match self.inner.store.reserve_queued(reserve) {
+                    Ok(rx) => self.queued(rx).await?,
+                    Err(reserve) => self.store(move |s| s.reserve(&reserve)).await?,
+                },
             };
             match outcome {
                 ReserveOutcome::Reserved { spend_id, .. } | ReserveOutcome::Replay { spend_id } => ctx.spend = Some(spend_id),

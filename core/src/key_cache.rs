@@ -88,6 +88,37 @@ impl KeyCache {
     }
 }
 
+/// The last `(total, today)` counted for a key, for the `Vendorgate-Remaining-Usd` header
+/// of calls that moved no money (a read transaction per free call cost ~15 % of it). It is
+/// informational only: caps are always checked inside the reservation transaction.
+#[derive(Default)]
+pub struct TotalsCache {
+    /// key id → (UTC day, (total, today), when read)
+    map: RwLock<HashMap<String, SeenTotals>>,
+}
+
+type SeenTotals = (String, (i64, i64), Instant);
+
+impl TotalsCache {
+    /// Totals for `day` read or written less than [`TTL`] ago.
+    pub fn get(&self, key_id: &str, day: &str) -> Option<(i64, i64)> {
+        let map = self.map.read();
+        let (d, totals, at) = map.get(key_id)?;
+        (d == day && at.elapsed() < TTL).then_some(*totals)
+    }
+
+    pub fn put(&self, key_id: &str, day: &str, totals: (i64, i64)) {
+        let mut map = self.map.write();
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(
+            key_id.to_string(),
+            (day.to_string(), totals, Instant::now()),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,6 +155,15 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The over-cap refusal a reservation would give, read without writing (inline only if
+    /// it needs no waiting). `Some(Ok(None))`: no such refusal now, reserve as usual.
+    fn try_refuse_over_cap(
+        &self,
+        _req: &ReserveRequest,
+    ) -> Option<Result<Option<ReserveOutcome>, StoreError>> {
+        None
+    }
+
     /// `totals`, answered inline only if it needs no waiting; `None`: call `totals`.
     fn try_totals(&self, _key_id: &str, _day: &str) -> Option<Result<(i64, i64), StoreError>> {
         None

@@ -447,74 +447,18 @@ fn insert_key_on(conn: &Connection, record: &KeyRecord, hash: &KeyHash) -> Resul
 }
 
 /// One atomic check of every cap window plus the insert (inside the writer's transaction).
+/// What a reservation would do, read-only: a final outcome, or room for `counted` µUSD
+/// (reusing row `reuse` after an idempotent "nothing moved").
+enum Check {
+    Final(ReserveOutcome),
+    Room { counted: i64, reuse: Option<i64> },
+}
+
 fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
-    // The key is re-read here, inside the write transaction, so a revocation by any process
-    // stops money at once whatever the caller had cached.
-    let key: Option<(Option<i64>, i64)> = tx
-        .prepare_cached("SELECT revoked_at_ms, expires_at_ms FROM keys WHERE key_id = ?1")?
-        .query_row(params![req.key_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match key {
-        None | Some((Some(_), _)) => return Ok(ReserveOutcome::KeyRevoked),
-        Some((None, expires)) if expires <= req.now_ms => return Ok(ReserveOutcome::KeyExpired),
-        Some(_) => {}
-    }
-    // An idempotent retry of a counted call is the same spend; a reused key with another
-    // request is a conflict; a retry after a definite "nothing moved" is checked afresh.
-    let mut reuse_row = None;
-    if let Some((idem, fp)) = &req.idempotency {
-        let prior: Option<(i64, Option<Vec<u8>>, String)> = tx
-            .prepare_cached(
-                "SELECT spend_id, idem_fp, state FROM spends WHERE key_id = ?1 AND idem_key = ?2",
-            )?
-            .query_row(params![req.key_id, idem], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        if let Some((spend_id, prior_fp, state)) = prior {
-            if prior_fp.as_deref() != Some(&fp[..]) {
-                return Ok(ReserveOutcome::Conflict);
-            }
-            match MoneyState::parse(&state) {
-                Some(MoneyState::Reserved) => return Ok(ReserveOutcome::InFlight),
-                Some(MoneyState::None) => reuse_row = Some(spend_id),
-                _ => return Ok(ReserveOutcome::Replay { spend_id }),
-            }
-        }
-    }
-    let already: i64 = match &req.object_id {
-        Some(obj) => one(tx,
-            &format!("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND {COUNTED}"),
-            params![req.key_id, obj],
-            |r| r.get(0),
-        )?,
-        None => 0,
+    let (counted, reuse_row) = match check_reserve(tx, req)? {
+        Check::Final(outcome) => return Ok(outcome),
+        Check::Room { counted, reuse } => (counted, reuse),
     };
-    let counted = (req.estimate - already).max(0);
-    let (total, today) = counted_totals(tx, &req.key_id, &req.day)?;
-    // A key with no cap at all may move no money.
-    let run_cap = match (req.max_usd, req.daily_usd_cap) {
-        (None, None) => Some(0),
-        (m, _) => m,
-    };
-    if let Some(cap) = run_cap {
-        if total + counted > cap {
-            return Ok(ReserveOutcome::OverCap {
-                window: CapWindow::Run,
-                cap,
-                spent: total,
-            });
-        }
-    }
-    if let Some(cap) = req.daily_usd_cap {
-        if today + counted > cap {
-            return Ok(ReserveOutcome::OverCap {
-                window: CapWindow::Daily,
-                cap,
-                spent: today,
-            });
-        }
-    }
     let spend_id = match reuse_row {
         Some(id) => {
             exec(tx,
@@ -536,6 +480,85 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
         }
     };
     Ok(ReserveOutcome::Reserved { spend_id, counted })
+}
+
+/// The reading half of a reservation. Inside the writer's transaction it is the authority;
+/// on a read connection it lets a call that is already over its cap be refused without a
+/// write (a runaway agent's retries then cost a read each).
+fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreError> {
+    // The key is re-read here, inside the write transaction, so a revocation by any process
+    // stops money at once whatever the caller had cached.
+    let key: Option<(Option<i64>, i64)> = tx
+        .prepare_cached("SELECT revoked_at_ms, expires_at_ms FROM keys WHERE key_id = ?1")?
+        .query_row(params![req.key_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match key {
+        None | Some((Some(_), _)) => return Ok(Check::Final(ReserveOutcome::KeyRevoked)),
+        Some((None, expires)) if expires <= req.now_ms => {
+            return Ok(Check::Final(ReserveOutcome::KeyExpired))
+        }
+        Some(_) => {}
+    }
+    // An idempotent retry of a counted call is the same spend; a reused key with another
+    // request is a conflict; a retry after a definite "nothing moved" is checked afresh.
+    let mut reuse_row = None;
+    if let Some((idem, fp)) = &req.idempotency {
+        let prior: Option<(i64, Option<Vec<u8>>, String)> = tx
+            .prepare_cached(
+                "SELECT spend_id, idem_fp, state FROM spends WHERE key_id = ?1 AND idem_key = ?2",
+            )?
+            .query_row(params![req.key_id, idem], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((spend_id, prior_fp, state)) = prior {
+            if prior_fp.as_deref() != Some(&fp[..]) {
+                return Ok(Check::Final(ReserveOutcome::Conflict));
+            }
+            match MoneyState::parse(&state) {
+                Some(MoneyState::Reserved) => return Ok(Check::Final(ReserveOutcome::InFlight)),
+                Some(MoneyState::None) => reuse_row = Some(spend_id),
+                _ => return Ok(Check::Final(ReserveOutcome::Replay { spend_id })),
+            }
+        }
+    }
+    let already: i64 = match &req.object_id {
+        Some(obj) => one(tx,
+            &format!("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE key_id = ?1 AND object_id = ?2 AND {COUNTED}"),
+            params![req.key_id, obj],
+            |r| r.get(0),
+        )?,
+        None => 0,
+    };
+    let counted = (req.estimate - already).max(0);
+    let (total, today) = counted_totals(tx, &req.key_id, &req.day)?;
+    // A key with no cap at all may move no money.
+    let run_cap = match (req.max_usd, req.daily_usd_cap) {
+        (None, None) => Some(0),
+        (m, _) => m,
+    };
+    if let Some(cap) = run_cap {
+        if total + counted > cap {
+            return Ok(Check::Final(ReserveOutcome::OverCap {
+                window: CapWindow::Run,
+                cap,
+                spent: total,
+            }));
+        }
+    }
+    if let Some(cap) = req.daily_usd_cap {
+        if today + counted > cap {
+            return Ok(Check::Final(ReserveOutcome::OverCap {
+                window: CapWindow::Daily,
+                cap,
+                spent: today,
+            }));
+        }
+    }
+    Ok(Check::Room {
+        counted,
+        reuse: reuse_row,
+    })
 }
 
 /// Settle, reconcile, remember and audit (inside the writer's transaction).
@@ -648,6 +671,18 @@ impl Store for SqliteStore {
             journal.close();
         }
         Ok(())
+    }
+
+    fn try_refuse_over_cap(
+        &self,
+        req: &ReserveRequest,
+    ) -> Option<Result<Option<ReserveOutcome>, StoreError>> {
+        let conn = self.readers.iter().find_map(|r| r.try_lock())?;
+        Some(match check_reserve(&conn, req) {
+            Ok(Check::Final(o @ ReserveOutcome::OverCap { .. })) => Ok(Some(o)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        })
     }
 
     fn try_totals(&self, key_id: &str, day: &str) -> Option<Result<(i64, i64), StoreError>> {

@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -19,12 +19,16 @@ use crate::error::StoreError;
 /// At most this many jobs share one transaction.
 const MAX_BATCH: usize = 256;
 
+/// How long detached jobs wait for company before their commit.
+const DETACHED_WINDOW: Duration = Duration::from_millis(2);
+
 trait Job: Send {
     /// Run inside the open transaction; may run again (after a rollback) if a neighbour in
     /// its batch fails, so the work must not consume its inputs.
     fn run(&mut self, conn: &Connection);
     /// Whether the last run failed (its writes must not be committed).
     fn failed(&self) -> bool;
+
     /// Answer, once the COMMIT has succeeded or failed.
     fn deliver(self: Box<Self>, commit: &Result<(), String>);
 }
@@ -83,8 +87,14 @@ where
 }
 
 /// Handle to the writer thread. Dropping it lets the thread finish the queued jobs and exit.
+/// A job, or (`None`) a nudge that detached jobs are waiting in [`Writer::detached`].
+type Message = Option<Box<dyn Job>>;
+
 pub(super) struct Writer {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    jobs: mpsc::Sender<Message>,
+    /// Detached jobs, queued without waking the writer thread for each (one nudge per
+    /// batch): a wake-up per job cost more than the insert itself.
+    detached: Detached,
     conn: Arc<Mutex<Connection>>,
     /// Jobs submitted and not yet answered.
     pending: Arc<AtomicUsize>,
@@ -96,6 +106,7 @@ pub(super) struct Writer {
 }
 
 type ExitHook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+type Detached = Arc<Mutex<Vec<Box<dyn Job>>>>;
 
 impl Writer {
     /// `busy_timeout`: how long a batch waits for another connection's write lock.
@@ -105,7 +116,9 @@ impl Writer {
     ) -> Result<Writer, StoreError> {
         // The writer waits for the lock itself, in fine steps (see `begin`).
         conn.lock().busy_timeout(Duration::ZERO)?;
-        let (jobs, rx) = mpsc::channel::<Box<dyn Job>>();
+        let (jobs, rx) = mpsc::channel::<Message>();
+        let detached: Detached = Arc::default();
+        let thread_detached = detached.clone();
         let thread_conn = conn.clone();
         let pending = Arc::new(AtomicUsize::new(0));
         let thread_pending = pending.clone();
@@ -114,7 +127,13 @@ impl Writer {
         std::thread::Builder::new()
             .name("vendorgate-sqlite-writer".into())
             .spawn(move || {
-                run(thread_conn, rx, thread_pending, busy_timeout);
+                run(
+                    thread_conn,
+                    rx,
+                    thread_detached,
+                    thread_pending,
+                    busy_timeout,
+                );
                 if let Some(hook) = thread_on_exit.lock().take() {
                     hook();
                 }
@@ -122,6 +141,7 @@ impl Writer {
             .map_err(StoreError::Io)?;
         Ok(Writer {
             jobs,
+            detached,
             conn,
             pending,
             inline: AtomicBool::new(true),
@@ -159,7 +179,7 @@ impl Writer {
                 return rx;
             }
         }
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+        if let Err(mpsc::SendError(Some(job))) = self.jobs.send(Some(job)) {
             job.deliver(&Err("the store's writer thread has stopped".into()));
         }
         rx
@@ -180,9 +200,17 @@ impl Writer {
             out: None,
             reply: Some(Reply::Done(Box::new(done))),
         });
-        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            job.deliver(&Err("the store's writer thread has stopped".into()));
+        let first = {
+            let mut queue = self.detached.lock();
+            queue.push(job);
+            queue.len() == 1
+        };
+        // Only the first job of a batch nudges the thread; the others ride along.
+        if first && self.jobs.send(None).is_err() {
+            for job in self.detached.lock().drain(..) {
+                self.pending.fetch_sub(1, Ordering::AcqRel);
+                job.deliver(&Err("the store's writer thread has stopped".into()));
+            }
         }
     }
 
@@ -212,20 +240,47 @@ impl Writer {
 
 fn run(
     conn: Arc<Mutex<Connection>>,
-    rx: mpsc::Receiver<Box<dyn Job>>,
+    rx: mpsc::Receiver<Message>,
+    detached: Detached,
     pending: Arc<AtomicUsize>,
     busy_timeout: Duration,
 ) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+        let mut batch: Vec<Box<dyn Job>> = Vec::new();
+        let waited = first.is_some();
+        batch.extend(first);
+        if !waited {
+            // Only detached jobs so far (nobody waits on them): let more gather for up to
+            // DETACHED_WINDOW so they share a commit, unless a waited job turns up.
+            let deadline = Instant::now() + DETACHED_WINDOW;
+            loop {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(Some(job)) => {
+                        batch.push(job);
+                        break;
+                    }
+                    Ok(None) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(Some(job)) => batch.push(job),
+                Ok(None) => {}
                 Err(_) => break,
             }
         }
+        batch.append(&mut detached.lock());
         let n = batch.len();
         run_batch(&conn.lock(), batch, busy_timeout);
+        pending.fetch_sub(n, Ordering::AcqRel);
+    }
+    // The store is gone: whatever detached work is left still gets stored.
+    let rest = std::mem::take(&mut *detached.lock());
+    if !rest.is_empty() {
+        let n = rest.len();
+        run_batch(&conn.lock(), rest, busy_timeout);
         pending.fetch_sub(n, Ordering::AcqRel);
     }
 }
