@@ -271,7 +271,16 @@ fn run(
                 Err(_) => break,
             }
         }
-        batch.append(&mut detached.lock());
+        // Detached jobs first: they were queued before the waited ones that woke us, and a
+        // waited job (a flush before a read) must see them.
+        let mut batch = {
+            let mut all = std::mem::take(&mut *detached.lock());
+            all.append(&mut batch);
+            all
+        };
+        if batch.is_empty() {
+            continue; // a nudge for jobs an earlier batch already took
+        }
         let n = batch.len();
         run_batch(&conn.lock(), batch, busy_timeout);
         pending.fetch_sub(n, Ordering::AcqRel);
@@ -432,6 +441,39 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 2);
+    }
+
+    /// Detached jobs commit without anyone waiting, and a write queued after them sees them.
+    #[test]
+    fn detached_jobs_commit_before_a_later_write() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let w = Writer::start(Arc::new(Mutex::new(conn)), Duration::from_secs(1)).unwrap();
+        w.set_inline(false);
+        let done = Arc::new(AtomicUsize::new(0));
+        for i in 0..10 {
+            let done = done.clone();
+            w.submit_detached(
+                move |c| {
+                    c.execute("INSERT INTO t VALUES (?1)", [i])?;
+                    Ok(())
+                },
+                move |r| {
+                    if r.is_ok() {
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                },
+            );
+        }
+        let n: i64 = w
+            .write(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(n, 10, "the write ran before the detached jobs");
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            10,
+            "not every detached job was told"
+        );
     }
 
     /// No answer before the transaction's fate is known: a failed COMMIT fails every job.
