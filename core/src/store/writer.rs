@@ -273,7 +273,7 @@ fn run(
         }
         // Detached jobs first: they were queued before the waited ones that woke us, and a
         // waited job (a flush before a read) must see them.
-        let mut batch = {
+        let batch = {
             let mut all = std::mem::take(&mut *detached.lock());
             all.append(&mut batch);
             all
