@@ -403,7 +403,8 @@ impl Gateway {
                     .metrics
                     .record(audit.vendor.as_deref(), "forwarded", audit.latency_us);
                 finish.audit = Some(audit);
-                // Settle, audit and the usage behind Vendorgate-Remaining-Usd in one trip.
+                // A call that moved money: settle, audit and the usage behind
+                // Vendorgate-Remaining-Usd in one trip, answered after its commit.
                 let (key_id, policy) = (ctx.key_id.unwrap_or_default(), ctx.policy);
                 let day = utc_day(self.now_ms());
                 let usage = match self.moved_nothing(finish) {
