@@ -51,7 +51,10 @@ def test_gil_is_released_during_a_call(tmp_path: Path, slow_upstream: str) -> No
 def test_ctrl_c_interrupts_a_blocking_call(tmp_path: Path, slow_upstream: str) -> None:  # noqa: F811
     script = textwrap.dedent(
         f"""
-        import sys, time, vendorgate
+        import signal, sys, time, vendorgate
+        # What an interactive Python has; a child of a background shell inherits SIGINT
+        # ignored, and Python then leaves it ignored (seen when CI was started with `&`).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         gw = vendorgate.Gateway.open({str(tmp_path / 'c.db')!r}, config={{"stripe_url": {slow_upstream!r}}})
         key = gw.issue_key("stripe", max_usd=1, allowed_endpoints=["GET /**"])
         c = gw.client(key)
