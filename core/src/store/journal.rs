@@ -33,11 +33,11 @@ struct Line {
 }
 
 struct State {
-    file: File,
+    /// `None` until the first row (a store that journals nothing, like a CLI command,
+    /// leaves no file) and after `close` removed it; the next append creates it.
+    file: Option<File>,
     appended: u64,
     bytes: u64,
-    /// The file was removed by `close`; the next append creates it again.
-    closed: bool,
 }
 
 fn open_locked(path: &Path) -> Result<File, StoreError> {
@@ -75,7 +75,8 @@ fn prefix(db: &Path) -> Option<(PathBuf, String)> {
 }
 
 impl Journal {
-    /// Create this store's journal, locked for as long as the store lives.
+    /// This store's journal; its file is created (and locked for as long as the store
+    /// lives) with the first row.
     pub(super) fn create(db: &Path) -> Result<Journal, StoreError> {
         let (dir, prefix) = prefix(db).ok_or_else(|| {
             StoreError::Io(std::io::Error::other(format!(
@@ -85,15 +86,13 @@ impl Journal {
         })?;
         let name = format!("{prefix}{:016x}.jnl", rand::random::<u64>());
         let path = dir.join(&name);
-        let file = open_locked(&path)?;
         Ok(Journal {
             path,
             name,
             state: Mutex::new(State {
-                file,
+                file: None,
                 appended: 0,
                 bytes: 0,
-                closed: false,
             }),
             committed: AtomicU64::new(0),
             retry: Mutex::new(Vec::new()),
@@ -106,21 +105,23 @@ impl Journal {
     #[allow(clippy::result_large_err)] // Err hands the caller's row back
     pub(super) fn append(&self, row: AuditRow, queue: impl Fn(Pending)) -> Result<(), AuditRow> {
         let mut st = self.state.lock();
-        if st.closed {
-            match open_locked(&self.path) {
-                Ok(f) => {
-                    st.file = f;
-                    st.closed = false;
+        let st = &mut *st;
+        let file = match &mut st.file {
+            Some(f) => f,
+            None => match open_locked(&self.path) {
+                Ok(f) => st.file.insert(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create the audit journal; recording synchronously");
+                    return Err(row);
                 }
-                Err(_) => return Err(row),
-            }
-        }
+            },
+        };
         for p in std::mem::take(&mut *self.retry.lock()) {
             queue(p);
         }
         if st.bytes >= REWIND_BYTES
             && self.committed.load(Ordering::Acquire) == st.appended
-            && st.file.set_len(0).is_ok()
+            && file.set_len(0).is_ok()
         {
             st.bytes = 0;
         }
@@ -134,7 +135,7 @@ impl Journal {
             Err(_) => return Err(line.row),
         };
         bytes.push(b'\n');
-        if let Err(e) = st.file.write_all(&bytes) {
+        if let Err(e) = file.write_all(&bytes) {
             tracing::warn!(error = %e, "audit journal write failed; recording synchronously");
             return Err(line.row);
         }
@@ -169,9 +170,12 @@ impl Journal {
     /// it). Rows appended later reopen it.
     pub(super) fn close(&self) {
         let mut st = self.state.lock();
-        if !st.closed && self.committed.load(Ordering::Acquire) == st.appended {
+        if st.file.is_some()
+            && self.committed.load(Ordering::Acquire) == st.appended
+            && std::fs::remove_file(&self.path).is_ok()
+        {
+            st.file = None;
             st.bytes = 0;
-            st.closed = std::fs::remove_file(&self.path).is_ok();
         }
     }
 }
