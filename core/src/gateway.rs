@@ -17,7 +17,7 @@ use crate::credentials::{authorization_for, redact_secret, rewrite_twilio_path, 
 use crate::currency::minor_to_micros;
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::forward;
-use crate::key_cache::{KeyCache, TotalsCache};
+use crate::key_cache::{KeyCache, RecentlyCapped, TotalsCache};
 use crate::keys::{
     hash_vault_key, new_key_id, new_vault_key, IssuedKey, KeyRecord, KeySpec, Policy,
 };
@@ -174,6 +174,7 @@ struct Inner {
     store: Arc<dyn Store>,
     keys: KeyCache,
     totals: TotalsCache,
+    capped: RecentlyCapped,
     /// Upstream call slots per vendor (`Config::max_upstream_requests`).
     slots: [tokio::sync::Semaphore; 3],
     clock: Clock,
@@ -202,6 +203,7 @@ impl Gateway {
                 store,
                 keys: KeyCache::default(),
                 totals: TotalsCache::default(),
+                capped: RecentlyCapped::default(),
                 slots: std::array::from_fn(|_| tokio::sync::Semaphore::new(slots)),
                 clock,
                 metrics: Metrics::default(),
@@ -700,10 +702,16 @@ impl Gateway {
                 max_usd: key.policy.max_usd,
                 daily_usd_cap: key.policy.daily_usd_cap,
             };
-            // Already over the cap: refuse on a read, without taking the write lock.
-            let refused = match self.inner.store.try_refuse_over_cap(&reserve) {
-                Some(r) => r.map_err(|e| self.store_failed(e))?,
-                None => None,
+            // A key refused for its cap a moment ago (a runaway agent's retries) is checked
+            // on a read first, without the write lock; other calls skip that read (it cost
+            // ~8 % of money-call throughput when done for every call).
+            let refused = if self.inner.capped.recent(&key.key_id) {
+                match self.inner.store.try_refuse_over_cap(&reserve) {
+                    Some(r) => r.map_err(|e| self.store_failed(e))?,
+                    None => None,
+                }
+            } else {
+                None
             };
             let outcome = match refused {
                 Some(o) => o,
@@ -725,6 +733,7 @@ impl Gateway {
                     return Err(Error::DuplicateRequest("this Idempotency-Key was already used with a different request; use a new key for a new request".into()))
                 }
                 ReserveOutcome::OverCap { window, cap, spent } => {
+                    self.inner.capped.mark(&key.key_id);
                     return Err(Error::SpendCapExceeded {
                         window,
                         cap: format_usd(cap),

@@ -119,6 +119,33 @@ impl TotalsCache {
     }
 }
 
+/// Keys refused for a cap within the last [`CAPPED_FOR`]: their next money call is likely
+/// refused too, so it is worth checking on a read before queueing for the write lock.
+#[derive(Default)]
+pub struct RecentlyCapped {
+    map: RwLock<HashMap<String, Instant>>,
+}
+
+/// How long a cap refusal marks a key.
+pub const CAPPED_FOR: Duration = Duration::from_secs(1);
+
+impl RecentlyCapped {
+    pub fn recent(&self, key_id: &str) -> bool {
+        self.map
+            .read()
+            .get(key_id)
+            .is_some_and(|at| at.elapsed() < CAPPED_FOR)
+    }
+
+    pub fn mark(&self, key_id: &str) {
+        let mut map = self.map.write();
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key_id.to_string(), Instant::now());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +191,15 @@ mod tests {
         let key = cache.insert([1; 32], record("key_a"), before).unwrap();
         assert_eq!(key.record.key_id, "key_a", "the caller still gets its row");
         assert!(cache.get(&[1; 32]).is_none(), "stale row was cached");
+    }
+
+    #[test]
+    fn a_cap_refusal_marks_only_its_key() {
+        let capped = RecentlyCapped::default();
+        assert!(!capped.recent("key_a"));
+        capped.mark("key_a");
+        assert!(capped.recent("key_a"));
+        assert!(!capped.recent("key_b"));
     }
 
     #[test]
