@@ -63,9 +63,22 @@ pub struct Pricing {
     pub twilio_sms_segment_micros: BTreeMap<String, i64>,
     /// µUSD per MMS message (a message with `MediaUrl`).
     pub twilio_mms_micros: i64,
-    /// µUSD per minute of a voice call, applied to `TimeLimit`; a call without `TimeLimit`
-    /// cannot be priced.
+    /// µUSD per minute of a voice call to a destination not in `twilio_call_minute_by_prefix`.
     pub twilio_call_minute_micros: i64,
+    /// µUSD per minute of a voice call, keyed by the E.164 calling-code prefix of `To`
+    /// (longest prefix wins). Empty by default: every call is priced at
+    /// `twilio_call_minute_micros`.
+    pub twilio_call_minute_by_prefix: BTreeMap<String, i64>,
+    /// Minutes a call without `TimeLimit` is priced at (default 240: Twilio's own 4-hour cap,
+    /// so an estimate is never below what the call can cost).
+    pub twilio_call_max_minutes: i64,
+    /// µUSD for the first month of a phone number, keyed `"<calling code>:<type>"` with type
+    /// `local`, `mobile` or `toll_free` (e.g. `"1:local"`). A number whose country and type are
+    /// not in the table cannot be priced and its purchase is refused.
+    pub twilio_number_monthly_micros: BTreeMap<String, i64>,
+    /// Operator overrides of the operation catalogue (an operation declared free, or given a
+    /// fixed price), checked before the catalogue.
+    pub overrides: Vec<crate::vendor::price::PriceOverride>,
     /// µUSD per email recipient (to + cc + bcc).
     pub resend_email_micros: i64,
 }
@@ -128,6 +141,19 @@ impl Default for Pricing {
             twilio_sms_segment_micros: sms.iter().map(|(c, r)| (c.to_string(), *r)).collect(),
             twilio_mms_micros: 25_000,
             twilio_call_minute_micros: 140_000,
+            twilio_call_minute_by_prefix: BTreeMap::new(),
+            twilio_call_max_minutes: 240,
+            // Twilio's US/Canada list prices are $1.15 (local, mobile) and $2.15 (toll-free) a
+            // month; rounded up.
+            twilio_number_monthly_micros: [
+                ("1:local", 1_500_000),
+                ("1:mobile", 1_500_000),
+                ("1:toll_free", 2_500_000),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+            overrides: Vec::new(),
             resend_email_micros: 900,
         }
     }
@@ -161,6 +187,30 @@ impl Pricing {
                     "twilio_sms_rates.{prefix}: rate must not be negative"
                 )));
             }
+        }
+        for (prefix, rate) in &self.twilio_call_minute_by_prefix {
+            if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || *rate < 0 {
+                return Err(Error::Config(format!(
+                    "twilio_call_minute_usd_by_prefix.{prefix}: the key must be a calling code of digits and the rate not negative"
+                )));
+            }
+        }
+        for (key, fee) in &self.twilio_number_monthly_micros {
+            let ok = key.split_once(':').is_some_and(|(cc, t)| {
+                !cc.is_empty()
+                    && cc.bytes().all(|b| b.is_ascii_digit())
+                    && matches!(t, "local" | "mobile" | "toll_free")
+            });
+            if !ok || *fee < 0 {
+                return Err(Error::Config(format!(
+                    "twilio_number_monthly_usd.{key}: the key must be \"<calling code>:<local|mobile|toll_free>\" and the fee not negative"
+                )));
+            }
+        }
+        if !(1..=24 * 60).contains(&self.twilio_call_max_minutes) {
+            return Err(Error::Config(
+                "twilio_call_max_minutes must be between 1 and 1440".into(),
+            ));
         }
         for (name, v) in [
             ("twilio_mms_usd", self.twilio_mms_micros),

@@ -44,6 +44,11 @@ pub enum Error {
     #[error("the gateway cannot price this call, so it will not forward it: {0}")]
     CannotPrice(String),
 
+    /// The operation's answer holds a credential that works without the gateway; refused
+    /// whatever the key's allowlist says.
+    #[error("{operation} is never forwarded, whatever the key's allowed_endpoints say: {why}; an agent must not hold a credential that works without the gateway")]
+    Credential { operation: String, why: String },
+
     #[error("spend cap exceeded: this call is estimated at ${estimate} and the key's {window} cap is ${cap} with ${spent} already counted; issue a key with a higher cap or wait for the window to reset")]
     SpendCapExceeded {
         window: CapWindow,
@@ -93,7 +98,7 @@ pub enum Error {
 }
 
 /// Every reason code the gateway can answer with (see [`Error::reason`]).
-pub const REASONS: [&str; 18] = [
+pub const REASONS: [&str; 19] = [
     "missing_key",
     "unknown_key",
     "key_revoked",
@@ -102,6 +107,7 @@ pub const REASONS: [&str; 18] = [
     "bad_request",
     "endpoint_not_allowed",
     "cannot_price",
+    "credential",
     "spend_cap_exceeded",
     "duplicate_request",
     "body_too_large",
@@ -189,7 +195,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::BadPath(_) | Error::BadRequest(_) | Error::CannotPrice(_) => 400,
             Error::InvalidInput { .. } | Error::Config(_) => 400,
-            Error::EndpointNotAllowed { .. } => 403,
+            Error::EndpointNotAllowed { .. } | Error::Credential { .. } => 403,
             Error::SpendCapExceeded { .. } => 402,
             Error::DuplicateRequest(_) => 409,
             Error::BodyTooLarge { .. } => 413,
@@ -212,6 +218,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::EndpointNotAllowed { .. } => "endpoint_not_allowed",
             Error::CannotPrice(_) => "cannot_price",
+            Error::Credential { .. } => "credential",
             Error::SpendCapExceeded { .. } => "spend_cap_exceeded",
             Error::DuplicateRequest(_) => "duplicate_request",
             Error::BodyTooLarge { .. } => "body_too_large",

@@ -654,13 +654,19 @@ impl Gateway {
             body: &req.body,
         };
         let model = vendor.model();
-        let (estimate, object_id) = match model.estimate(&cfg.pricing, &view) {
+        // price: the catalogue's class (or an operator override), then the cost model
+        let priced = crate::vendor::price::price(&cfg.pricing, vendor, &view)?;
+        if let Some(note) = priced.note {
+            audit.message = Some(note);
+        }
+        let (estimate, object_id) = match priced.estimate {
             Estimate::Free => (None, None),
             Estimate::Priced { micros, object_id } => (Some(micros), object_id),
             Estimate::FromMemory {
                 lookup,
                 amount_minor,
                 same_object,
+                at_most_remembered,
             } => {
                 let key_id = key.key_id.clone();
                 let obj = lookup.clone();
@@ -669,12 +675,18 @@ impl Gateway {
                 })?;
                 let micros = match amount_minor {
                     Some(a) => {
-                        minor_to_micros(&cfg.pricing, a, &remembered.currency).ok_or_else(|| {
-                            Error::CannotPrice(format!(
-                                "currency {} has no FX rate",
-                                remembered.currency
-                            ))
-                        })?
+                        let asked = minor_to_micros(&cfg.pricing, a, &remembered.currency)
+                            .ok_or_else(|| {
+                                Error::CannotPrice(format!(
+                                    "currency {} has no FX rate",
+                                    remembered.currency
+                                ))
+                            })?;
+                        if at_most_remembered {
+                            asked.min(remembered.micros)
+                        } else {
+                            asked
+                        }
                     }
                     None => remembered.micros,
                 };

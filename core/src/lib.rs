@@ -6,6 +6,7 @@
 
 pub mod allowlist;
 pub mod audit;
+pub mod catalogue;
 pub mod client;
 pub mod config;
 pub mod credentials;

@@ -56,6 +56,28 @@ pub struct PricingSection {
     pub twilio_sms: Option<BTreeMap<String, String>>,
     /// USD per major unit of a currency; merged over the defaults.
     pub fx: Option<BTreeMap<String, String>>,
+    /// USD per call minute by calling code (longest prefix wins); other destinations are
+    /// priced at `twilio_call_minute_usd`.
+    pub twilio_call_minute_usd_by_prefix: Option<BTreeMap<String, String>>,
+    /// Minutes a call without TimeLimit is priced at (default 240).
+    pub twilio_call_max_minutes: Option<i64>,
+    /// USD for a number's first month, keyed "<calling code>:<local|mobile|toll_free>";
+    /// merged over the defaults.
+    pub twilio_number_monthly_usd: Option<BTreeMap<String, String>>,
+    /// Operations declared free or given a fixed price, over the catalogue.
+    #[serde(rename = "override")]
+    pub overrides: Option<Vec<OverrideSection>>,
+}
+
+/// `[[pricing.override]]`: `vendor`, `operation = "METHOD /path/{param}"`, and exactly one of
+/// `free = true` or `price_usd = "0.50"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideSection {
+    pub vendor: String,
+    pub operation: String,
+    pub free: Option<bool>,
+    pub price_usd: Option<String>,
 }
 
 impl FileConfig {
@@ -185,6 +207,50 @@ impl FileConfig {
                     .iter()
                     .map(|(k, v)| Ok((k.clone(), usd(&format!("twilio_sms.{k}"), v)?)))
                     .collect::<Result<_, ServerError>>()?;
+            }
+            if let Some(t) = &p.twilio_call_minute_usd_by_prefix {
+                for (k, v) in t {
+                    let rate = usd(&format!("twilio_call_minute_usd_by_prefix.{k}"), v)?;
+                    c.pricing
+                        .twilio_call_minute_by_prefix
+                        .insert(k.clone(), rate);
+                }
+            }
+            if let Some(m) = p.twilio_call_max_minutes {
+                c.pricing.twilio_call_max_minutes = m;
+            }
+            if let Some(t) = &p.twilio_number_monthly_usd {
+                for (k, v) in t {
+                    let fee = usd(&format!("twilio_number_monthly_usd.{k}"), v)?;
+                    c.pricing
+                        .twilio_number_monthly_micros
+                        .insert(k.clone(), fee);
+                }
+            }
+            for (i, o) in p.overrides.iter().flatten().enumerate() {
+                let field = format!("pricing.override[{i}]");
+                let vendor = Vendor::parse(&o.vendor).ok_or_else(|| {
+                    cfg_err(
+                        &field,
+                        format!("vendor {:?} must be stripe, twilio or resend", o.vendor),
+                    )
+                })?;
+                let micros = match (o.free, &o.price_usd) {
+                    (Some(true), None) => None,
+                    (None | Some(false), Some(v)) => {
+                        Some(usd(&format!("override[{i}].price_usd"), v)?)
+                    }
+                    _ => {
+                        return Err(cfg_err(
+                            &field,
+                            "set exactly one of free = true or price_usd = \"…\"".into(),
+                        ))
+                    }
+                };
+                let ov =
+                    vendorgate::vendor::price::PriceOverride::new(vendor, &o.operation, micros)
+                        .map_err(|e| cfg_err(&field, e))?;
+                c.pricing.overrides.push(ov);
             }
             if let Some(fx) = &p.fx {
                 for (code, rate) in fx {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Pricing;
 
+pub mod price;
 pub mod resend;
 pub mod stripe;
 pub mod twilio;
@@ -133,11 +134,14 @@ pub enum Estimate {
     /// pay). `amount_minor`, when the request names one, is priced in the remembered object's
     /// currency; otherwise the remembered amount is the estimate. `same_object`: the call acts
     /// on `lookup` itself (confirm, capture), so money already counted for it is not counted
-    /// twice; a refund is a new object.
+    /// twice; a refund is a new object. `at_most_remembered`: the vendor cannot move more than
+    /// the remembered amount (a refund of what is left on a charge), so the estimate is bounded
+    /// by it.
     FromMemory {
         lookup: String,
         amount_minor: Option<i64>,
         same_object: bool,
+        at_most_remembered: bool,
     },
     /// The call may move money but the gateway cannot say how much: refuse.
     CannotPrice(String),
@@ -248,8 +252,22 @@ pub struct Remembered {
 
 /// A vendor's cost model.
 pub trait CostModel: Send + Sync {
-    /// Price a request before it is forwarded.
-    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate;
+    fn vendor(&self) -> Vendor;
+
+    /// The names of the models the catalogue's `priced` lines may name.
+    fn models(&self) -> &'static [&'static str];
+
+    /// Price a request the catalogue classes as `priced MODEL`, before it is forwarded.
+    fn estimate_with(&self, pricing: &Pricing, model: &str, req: &RequestView<'_>) -> Estimate;
+
+    /// Price a request as the pipeline does: the operator's overrides, the catalogue's class,
+    /// then the model. A refusal of any kind comes back as `CannotPrice`.
+    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate {
+        match price::price(pricing, self.vendor(), req) {
+            Ok(p) => p.estimate,
+            Err(e) => Estimate::CannotPrice(e.to_string()),
+        }
+    }
 
     /// Read the vendor's answer. `estimate` is what was reserved for this call (0 if free).
     fn settle(

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{
     classify_failure, CostModel, Estimate, MoneyState, ObjectFacts, Outcome, RequestView,
-    ResponseView,
+    ResponseView, Vendor,
 };
 use crate::config::Pricing;
 
@@ -40,6 +40,9 @@ pub fn recipients(email: &Value) -> Result<i64, String> {
     Ok(n)
 }
 
+/// The models `core/catalogue/resend.ops` may name.
+pub const MODELS: &[&str] = &["email", "email_batch", "broadcast_create"];
+
 fn emails_of(req: &RequestView<'_>) -> Result<Option<Vec<Value>>, String> {
     let batch = match req.segments().as_slice() {
         ["emails"] => false,
@@ -58,14 +61,37 @@ fn emails_of(req: &RequestView<'_>) -> Result<Option<Vec<Value>>, String> {
     }))
 }
 
+/// A broadcast created as a draft sends nothing; `send: true` mails its whole audience.
+fn broadcast_create(req: &RequestView<'_>) -> Result<Estimate, String> {
+    let v: Value = serde_json::from_slice(req.body)
+        .map_err(|e| format!("the body is not valid JSON ({e})"))?;
+    match v.get("send") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(Estimate::Free),
+        _ => Err("a broadcast created with send mails every contact of its audience, whose size the gateway does not know; create it as a draft, or send with /emails/batch".into()),
+    }
+}
+
 impl CostModel for Resend {
-    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate {
-        if req.method != "POST" {
-            return Estimate::Free;
+    fn vendor(&self) -> Vendor {
+        Vendor::Resend
+    }
+
+    fn models(&self) -> &'static [&'static str] {
+        MODELS
+    }
+
+    fn estimate_with(&self, pricing: &Pricing, model: &str, req: &RequestView<'_>) -> Estimate {
+        if model == "broadcast_create" {
+            return broadcast_create(req).unwrap_or_else(Estimate::CannotPrice);
         }
         let emails = match emails_of(req) {
             Ok(Some(e)) => e,
-            Ok(None) => return Estimate::Free,
+            Ok(None) => {
+                return Estimate::CannotPrice(format!(
+                    "the Resend cost model {model} does not price {}",
+                    req.path
+                ))
+            }
             Err(why) => return Estimate::CannotPrice(why),
         };
         let mut total = 0i64;

@@ -1,57 +1,65 @@
 //! Stripe: amounts in the request's `amount` + `currency`, remembered amounts for confirm,
-//! capture, refunds and invoice pay, and the object's status in the answer.
+//! capture, refunds, reversals and invoices, and the object's status in the answer. Which
+//! model prices which operation is written in `core/catalogue/stripe.ops`.
 
 use serde_json::Value;
 
 use super::{
     classify_failure, single_field, CostModel, Estimate, MoneyState, ObjectFacts, Outcome,
-    Remembered, RequestView, ResponseView,
+    Remembered, RequestView, ResponseView, Vendor,
 };
 use crate::config::Pricing;
 use crate::currency::minor_to_micros;
 
 pub struct Stripe;
 
-/// POST endpoints that can move money but carry nothing the gateway can price. Calls to them
-/// are refused rather than let through at zero.
-const UNPRICEABLE: &[(&str, &str)] = &[
-    (
-        "/v1/subscriptions",
-        "creating or changing a subscription may charge an invoice at once",
-    ),
-    ("/v1/topups", "top-ups are not priced by the gateway"),
-    (
-        "/v1/subscription_schedules",
-        "subscription schedules may charge invoices, which the gateway cannot price",
-    ),
-    (
-        "/v1/subscription_items",
-        "changing subscription items may charge a prorated invoice at once",
-    ),
-    (
-        "/v1/issuing/",
-        "Issuing calls are not priced by the gateway",
-    ),
-    (
-        "/v1/treasury/",
-        "Treasury calls are not priced by the gateway",
-    ),
-    (
-        "/v2/money_management/",
-        "money-management calls are not priced by the gateway",
-    ),
-    ("/v1/quotes/", "accepting a quote may charge at once"),
+/// The models `core/catalogue/stripe.ops` may name.
+pub const MODELS: &[&str] = &[
+    "payment_intent_create",
+    "payment_intent_confirm",
+    "payment_intent_capture",
+    "payment_intent_increment",
+    "payment_intent_apply_balance",
+    "charge_create",
+    "charge_capture",
+    "refund_create",
+    "amount_currency",
+    "balance_transaction",
+    "transfer_reversal",
+    "payout_reverse",
+    "invoice_create",
+    "invoice_update",
+    "invoice_finalize",
+    "invoice_pay",
+    "invoice_lines",
+    "invoiceitem",
+    "credit_note",
+    "customer_write",
+    "subscription_update",
+    "subscription_cancel",
+    "proration_none",
+    "v2_amount",
 ];
 
 impl CostModel for Stripe {
-    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate {
-        if req.method != "POST" {
-            return Estimate::Free;
-        }
-        match estimate_post(pricing, req) {
-            Ok(e) => e,
-            Err(why) => Estimate::CannotPrice(why),
-        }
+    fn vendor(&self) -> Vendor {
+        Vendor::Stripe
+    }
+
+    fn models(&self) -> &'static [&'static str] {
+        MODELS
+    }
+
+    fn estimate_with(&self, pricing: &Pricing, model: &str, req: &RequestView<'_>) -> Estimate {
+        let result = if model == "v2_amount" {
+            v2_amount(pricing, req)
+        } else {
+            match fields_of(req) {
+                Ok(form) => estimate_form(pricing, model, req, &Form(&form)),
+                Err(why) => Err(why),
+            }
+        };
+        result.unwrap_or_else(Estimate::CannotPrice)
     }
 
     fn settle(
@@ -67,7 +75,7 @@ impl CostModel for Stripe {
         let Ok(v) = serde_json::from_slice::<Value>(resp.body) else {
             return Outcome::unknown(estimate);
         };
-        match object_outcome(pricing, &v) {
+        match object_outcome(pricing, &v, estimate) {
             Some(o) => o,
             // A priced call whose answer is not an object we understand: keep what was reserved.
             None if estimate > 0 => Outcome::unknown(estimate),
@@ -76,133 +84,348 @@ impl CostModel for Stripe {
     }
 }
 
-fn estimate_post(pricing: &Pricing, req: &RequestView<'_>) -> Result<Estimate, String> {
-    let seg = req.segments();
-    let s: Vec<&str> = seg.iter().map(|s| &**s).collect();
-    let is_money_path = matches!(
-        s.as_slice(),
-        ["v1", "payment_intents"]
-            | [
-                "v1",
-                "payment_intents",
-                _,
-                "confirm" | "capture" | "increment_authorization"
-            ]
-            | ["v1", "charges"]
-            | ["v1", "charges", _, "capture" | "refund" | "refunds"]
-            | ["v1", "refunds"]
-            | ["v1", "transfers"]
-            | ["v1", "payouts"]
-            | ["v1", "invoices", _, "pay"]
-    );
-    if !is_money_path {
-        let seg_count = s.len();
-        let finalize = seg_count == 4 && s[1] == "invoices" && s[3] == "finalize";
-        if finalize {
-            return Err(format!("finalizing an invoice may charge the customer automatically later, which the gateway cannot price; leave {} out of the key's allowed_endpoints", req.path));
-        }
-        // A prefix without a trailing slash covers the path and everything below it.
-        if let Some((_, why)) = UNPRICEABLE.iter().find(|(p, _)| {
-            req.path == *p
-                || req
-                    .path
-                    .starts_with(&format!("{}/", p.trim_end_matches('/')))
-        }) {
-            return Err(format!(
-                "{why}; leave {} out of the key's allowed_endpoints",
-                req.path
-            ));
-        }
-        return Ok(Estimate::Free);
-    }
-    let form = req.form().ok_or_else(|| {
+/// The form fields of a request: the body, plus the query of a DELETE (the SDKs send a
+/// DELETE's parameters there).
+fn fields_of(req: &RequestView<'_>) -> Result<Vec<(String, String)>, String> {
+    let mut form = req.form().ok_or_else(|| {
         "a money-moving Stripe call must be form-encoded (application/x-www-form-urlencoded)"
             .to_string()
     })?;
-    let field = |name: &str| single_field(&form, name);
-    let amount = |name: &str| -> Result<Option<i64>, String> {
-        field(name)?.map(|v| parse_minor(name, v)).transpose()
-    };
-    let priced = |amount: i64,
-                  currency: &str,
-                  object_id: Option<String>|
-     -> Result<Estimate, String> {
-        let micros = minor_to_micros(pricing, amount, currency)
-            .ok_or_else(|| format!("currency {currency:?} has no FX rate in the gateway's config; add one or use another currency"))?;
-        Ok(Estimate::Priced { micros, object_id })
-    };
-    let required = |name: &str| -> Result<i64, String> {
-        amount(name)?.ok_or_else(|| format!("field {name} is required to price this call"))
-    };
-    let currency = || -> Result<String, String> {
-        field("currency")?
-            .map(str::to_string)
-            .ok_or_else(|| "field currency is required to price this call".to_string())
-    };
+    if let Some(q) = req.query {
+        form.extend(
+            form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
+        );
+    }
+    Ok(form)
+}
 
-    match s.as_slice() {
-        ["v1", "payment_intents"] => {
+struct Form<'f>(&'f [(String, String)]);
+
+impl Form<'_> {
+    fn get(&self, name: &str) -> Result<Option<&str>, String> {
+        single_field(self.0, name)
+    }
+    fn amount(&self, name: &str) -> Result<Option<i64>, String> {
+        self.get(name)?.map(|v| parse_minor(name, v)).transpose()
+    }
+    fn required(&self, name: &str) -> Result<i64, String> {
+        self.amount(name)?
+            .ok_or_else(|| format!("field {name} is required to price this call"))
+    }
+    fn currency(&self) -> Result<&str, String> {
+        self.get("currency")?
+            .ok_or_else(|| "field currency is required to price this call".to_string())
+    }
+    /// A flag that turns money on counts as set unless it is absent or exactly `false`.
+    fn flag(&self, name: &str) -> Result<bool, String> {
+        Ok(self.get(name)?.is_some_and(|v| v != "false"))
+    }
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+fn priced(pricing: &Pricing, amount: i64, currency: &str) -> Result<Estimate, String> {
+    let micros = minor_to_micros(pricing, amount, currency).ok_or_else(|| {
+        format!("currency {currency:?} has no FX rate in the gateway's config; add one or use another currency")
+    })?;
+    Ok(Estimate::Priced {
+        micros,
+        object_id: None,
+    })
+}
+
+fn memory(lookup: &str, amount_minor: Option<i64>, same_object: bool) -> Estimate {
+    Estimate::FromMemory {
+        lookup: lookup.to_string(),
+        amount_minor,
+        same_object,
+        at_most_remembered: false,
+    }
+}
+
+/// A part of what is left on a remembered object (a refund of a charge, a reversal of a
+/// transfer): the vendor cannot move more than is left, so the estimate is bounded by it.
+fn part_of(lookup: &str, amount_minor: Option<i64>) -> Estimate {
+    Estimate::FromMemory {
+        lookup: lookup.to_string(),
+        amount_minor,
+        same_object: false,
+        at_most_remembered: true,
+    }
+}
+
+/// Keys whose change cannot charge anything (descriptive fields).
+fn descriptive(key: &str) -> bool {
+    ["metadata", "description", "expand"]
+        .iter()
+        .any(|k| key == *k || key.starts_with(&format!("{k}[")))
+}
+
+fn estimate_form(
+    pricing: &Pricing,
+    model: &str,
+    req: &RequestView<'_>,
+    f: &Form<'_>,
+) -> Result<Estimate, String> {
+    let seg = req.segments();
+    // The object a call acts on: /v1/<resource>/{id}/...
+    let id = seg.get(2).copied().unwrap_or_default();
+    match model {
+        "payment_intent_create" => {
             // An unconfirmed intent moves nothing; its amount is remembered from the answer.
-            if field("confirm")? == Some("true") {
-                priced(required("amount")?, &currency()?, None)
+            if f.flag("confirm")? {
+                priced(pricing, f.required("amount")?, f.currency()?)
             } else {
                 Ok(Estimate::Free)
             }
         }
-        ["v1", "payment_intents", id, "confirm"] => Ok(Estimate::FromMemory {
-            lookup: id.to_string(),
-            amount_minor: amount("amount_to_confirm")?,
-            same_object: true,
-        }),
-        ["v1", "payment_intents", id, "capture"] => Ok(Estimate::FromMemory {
-            lookup: id.to_string(),
-            amount_minor: amount("amount_to_capture")?,
-            same_object: true,
-        }),
-        ["v1", "payment_intents", id, "increment_authorization"] => Ok(Estimate::FromMemory {
-            lookup: id.to_string(),
-            amount_minor: Some(required("amount")?),
-            same_object: true,
-        }),
-        ["v1", "charges"] => priced(required("amount")?, &currency()?, None),
-        ["v1", "charges", id, "capture"] => Ok(Estimate::FromMemory {
-            lookup: id.to_string(),
-            amount_minor: amount("amount")?,
-            same_object: true,
-        }),
-        ["v1", "charges", id, "refund" | "refunds"] => Ok(Estimate::FromMemory {
-            lookup: id.to_string(),
-            amount_minor: amount("amount")?,
-            same_object: false,
-        }),
-        ["v1", "refunds"] => {
-            let target = match (field("charge")?, field("payment_intent")?) {
+        "payment_intent_confirm" => Ok(memory(id, f.amount("amount_to_confirm")?, true)),
+        "payment_intent_capture" => Ok(memory(id, f.amount("amount_to_capture")?, true)),
+        "payment_intent_increment" => Ok(memory(id, Some(f.required("amount")?), true)),
+        "payment_intent_apply_balance" => Ok(memory(id, f.amount("amount")?, true)),
+        "charge_create" | "amount_currency" => priced(pricing, f.required("amount")?, f.currency()?),
+        "charge_capture" => Ok(memory(id, f.amount("amount")?, true)),
+        "refund_create" => {
+            let target = match (f.get("charge")?, f.get("payment_intent")?) {
                 (Some(c), None) => c,
                 (None, Some(p)) => p,
-                _ => {
-                    return Err("a refund must name exactly one of charge or payment_intent".into())
-                }
+                _ => return Err("a refund must name exactly one of charge or payment_intent".into()),
             };
-            Ok(Estimate::FromMemory {
-                lookup: target.to_string(),
-                amount_minor: amount("amount")?,
-                same_object: false,
-            })
+            Ok(part_of(target, f.amount("amount")?))
         }
-        ["v1", "transfers"] | ["v1", "payouts"] => priced(required("amount")?, &currency()?, None),
-        ["v1", "invoices", id, "pay"] => {
-            if field("paid_out_of_band")? == Some("true") {
+        "balance_transaction" => {
+            let v = f
+                .get("amount")?
+                .ok_or("field amount is required to price this call")?;
+            let size = parse_minor("amount", v.strip_prefix('-').unwrap_or(v))?;
+            priced(pricing, size, f.currency()?)
+        }
+        "transfer_reversal" => Ok(part_of(id, f.amount("amount")?)),
+        "payout_reverse" => Ok(part_of(id, None)),
+        "invoice_create" => {
+            if f.get("auto_advance")? == Some("false") {
                 Ok(Estimate::Free)
             } else {
-                Ok(Estimate::FromMemory {
-                    lookup: id.to_string(),
-                    amount_minor: None,
-                    same_object: true,
-                })
+                Err("an invoice created with auto_advance finalizes and charges by itself, for an amount that is not in the request; create it with auto_advance=false, then finalize or pay it (both priced from its amount due)".into())
             }
         }
-        _ => Ok(Estimate::Free),
+        "invoice_update" => {
+            if f.flag("auto_advance")? {
+                Ok(memory(id, None, true))
+            } else {
+                Ok(Estimate::Free)
+            }
+        }
+        "invoice_finalize" => Ok(memory(id, None, true)),
+        "invoice_pay" => {
+            if f.get("paid_out_of_band")? == Some("true") {
+                Ok(Estimate::Free)
+            } else {
+                Ok(memory(id, None, true))
+            }
+        }
+        "invoice_lines" => {
+            let total = line_amounts(f)?;
+            if total == 0 && !f.keys().any(|k| k.starts_with("lines[") || is_amount_key(k)) {
+                return Ok(Estimate::Free);
+            }
+            Ok(memory(id, Some(total), false))
+        }
+        "invoiceitem" => {
+            let amount = item_amount(f, "")?;
+            match amount {
+                None if f.keys().all(descriptive_item_key) => Ok(Estimate::Free),
+                None => Err("an invoice item by price id (or a new quantity) carries no amount the gateway can read; give amount or unit_amount with currency".into()),
+                Some(a) if seg.len() > 2 => Err(format!("changing an invoice item's amount (to {a} in minor units) is not priced: delete it and create a new one")),
+                Some(a) => priced(pricing, a, f.currency()?),
+            }
+        }
+        "credit_note" => {
+            let invoice = f
+                .get("invoice")?
+                .ok_or("field invoice is required to price a credit note")?;
+            let explicit = ["amount", "refund_amount", "credit_amount", "out_of_band_amount"]
+                .iter()
+                .map(|k| f.amount(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let amount = match (explicit[0], &explicit[1..]) {
+                (Some(a), _) => a,
+                (None, parts) if parts.iter().any(Option::is_some) => {
+                    parts.iter().flatten().sum()
+                }
+                _ if f.keys().any(|k| k.starts_with("lines[")) => line_amounts(f)?,
+                _ => return Err("a credit note without amount or lines credits the whole invoice, an amount the request does not carry; give amount".into()),
+            };
+            Ok(memory(invoice, Some(amount), false))
+        }
+        "customer_write" => match f.keys().find(|k| *k == "balance") {
+            Some(_) => Err("setting a customer's balance changes what they owe or are credited; use POST /v1/customers/{customer}/balance_transactions, which is priced".into()),
+            None => Ok(Estimate::Free),
+        },
+        "subscription_update" => {
+            for (k, v) in f.0 {
+                let harmless = descriptive(k)
+                    || ["default_payment_method", "default_source", "off_session"].contains(&k.as_str())
+                    || k.starts_with("cancellation_details[")
+                    || k.starts_with("payment_settings[")
+                    || (k == "cancel_at_period_end" && v == "true")
+                    || (k.starts_with("pause_collection[") && !v.is_empty());
+                if !harmless {
+                    return Err(format!("changing {k} on a subscription may invoice a proration or raise future invoices, which the gateway cannot price; only descriptive fields, the payment method, cancel_at_period_end=true and pause_collection are free"));
+                }
+            }
+            Ok(Estimate::Free)
+        }
+        "subscription_cancel" => {
+            if f.flag("invoice_now")? {
+                Err("canceling with invoice_now bills a final invoice of unknown size; cancel without it".into())
+            } else {
+                Ok(Estimate::Free)
+            }
+        }
+        "proration_none" => {
+            if f.get("proration_behavior")? == Some("none") {
+                Ok(Estimate::Free)
+            } else {
+                Err("without proration_behavior=none this may invoice a proration of unknown size; send proration_behavior=none".into())
+            }
+        }
+        other => Err(format!("the Stripe cost model has no rule named {other}")),
     }
+}
+
+fn is_amount_key(k: &str) -> bool {
+    k == "amount"
+        || k == "quantity"
+        || k == "price"
+        || k.starts_with("price_data[")
+        || k.starts_with("pricing[")
+}
+
+/// Keys of an invoice item that change no amount.
+fn descriptive_item_key(k: &str) -> bool {
+    descriptive(k)
+        || k.starts_with("period[")
+        || k == "customer"
+        || k == "invoice"
+        || k == "currency"
+}
+
+/// The amount of one invoice line or item whose fields start with `p` (`lines[0]` or ``):
+/// `amount`, or a unit amount × `quantity`. `None` when it names neither.
+fn item_amount(f: &Form<'_>, p: &str) -> Result<Option<i64>, String> {
+    let key = |k: &str| {
+        if p.is_empty() {
+            k.to_string()
+        } else {
+            match k.split_once('[') {
+                Some((head, rest)) => format!("{p}[{head}][{rest}"),
+                None => format!("{p}[{k}]"),
+            }
+        }
+    };
+    if let Some(v) = f.get(&key("amount"))? {
+        // A negative line is a credit: it moves nothing to the customer's debit.
+        let size = parse_minor("amount", v.strip_prefix('-').unwrap_or(v))?;
+        return Ok(Some(if v.starts_with('-') { 0 } else { size }));
+    }
+    let quantity = match f.get(&key("quantity"))? {
+        Some(q) => parse_minor("quantity", q)?,
+        None => 1,
+    };
+    for unit in ["unit_amount", "price_data[unit_amount]"] {
+        if let Some(v) = f.get(&key(unit))? {
+            return Ok(Some(parse_minor(unit, v)?.saturating_mul(quantity)));
+        }
+    }
+    for unit in ["unit_amount_decimal", "price_data[unit_amount_decimal]"] {
+        if let Some(v) = f.get(&key(unit))? {
+            return Ok(Some(decimal_minor_ceil(unit, v)?.saturating_mul(quantity)));
+        }
+    }
+    Ok(None)
+}
+
+/// The sum of `lines[N]` amounts (or the top-level amount of a single line). A line whose
+/// amount cannot be read but which changes price or quantity is refused.
+fn line_amounts(f: &Form<'_>) -> Result<i64, String> {
+    let mut indexes: Vec<&str> = f
+        .keys()
+        .filter_map(|k| k.strip_prefix("lines[")?.split_once(']').map(|(i, _)| i))
+        .collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    let prefixes: Vec<String> = if indexes.is_empty() {
+        vec![String::new()]
+    } else {
+        indexes.iter().map(|i| format!("lines[{i}]")).collect()
+    };
+    let mut total = 0i64;
+    for p in &prefixes {
+        match item_amount(f, p)? {
+            Some(a) => total = total.saturating_add(a),
+            None => {
+                let own = |k: &&str| {
+                    if p.is_empty() {
+                        true
+                    } else {
+                        k.starts_with(p.as_str())
+                    }
+                };
+                let changes_price = f.keys().filter(own).any(|k| {
+                    let rest = k.strip_prefix(p.as_str()).unwrap_or(k);
+                    let rest = rest.trim_start_matches('[');
+                    [
+                        "price",
+                        "pricing",
+                        "quantity",
+                        "discount",
+                        "tax",
+                        "invoice_item",
+                        "price_data",
+                    ]
+                    .iter()
+                    .any(|w| rest.starts_with(w))
+                });
+                if changes_price {
+                    return Err(format!("line {} changes price or quantity without an amount the gateway can read; give amount or price_data[unit_amount]", if p.is_empty() { "" } else { p }));
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// A decimal amount in minor units (`"12.5"` cents), rounded up.
+fn decimal_minor_ceil(name: &str, v: &str) -> Result<i64, String> {
+    let (i, frac) = v.split_once('.').unwrap_or((v, ""));
+    let whole = parse_minor(name, i)?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 12 {
+        return Err(format!(
+            "field {name} must be a non-negative decimal, got {v:?}"
+        ));
+    }
+    Ok(whole.saturating_add(i64::from(frac.bytes().any(|b| b != b'0'))))
+}
+
+/// Stripe API v2 (JSON): `amount.value` in minor units and `amount.currency`.
+fn v2_amount(pricing: &Pricing, req: &RequestView<'_>) -> Result<Estimate, String> {
+    let v: Value = serde_json::from_slice(req.body)
+        .map_err(|e| format!("a Stripe v2 call must be a JSON body ({e})"))?;
+    let amount = v
+        .get("amount")
+        .ok_or("field amount is required to price this call")?;
+    let value = amount
+        .get("value")
+        .and_then(Value::as_i64)
+        .filter(|v| *v >= 0)
+        .ok_or("field amount.value must be a non-negative integer amount in minor units")?;
+    let currency = amount
+        .get("currency")
+        .and_then(Value::as_str)
+        .ok_or("field amount.currency is required to price this call")?;
+    priced(pricing, value, currency)
 }
 
 fn parse_minor(name: &str, v: &str) -> Result<i64, String> {
@@ -215,113 +438,178 @@ fn parse_minor(name: &str, v: &str) -> Result<i64, String> {
         .map_err(|_| format!("field {name} is out of range"))
 }
 
-fn int(v: &Value, k: &str) -> i64 {
-    v.get(k).and_then(Value::as_i64).unwrap_or(0).max(0)
+/// A non-negative integer field of an answer; `None` when it is missing, null, negative or
+/// of another type (the caller then falls back, never to zero).
+fn amt(v: &Value, k: &str) -> Option<i64> {
+    v.get(k).and_then(Value::as_i64).filter(|n| *n >= 0)
 }
 
-/// The money position of a Stripe object, from its `object` and `status` fields.
-pub fn object_outcome(pricing: &Pricing, v: &Value) -> Option<Outcome> {
+/// The first of `keys` that the answer states.
+fn first(v: &Value, keys: &[&str]) -> Option<i64> {
+    keys.iter().find_map(|k| amt(v, k))
+}
+
+/// The money position of a Stripe object, from its `object` and `status` fields. `estimate`
+/// is what the call reserved: an amount the answer does not state settles there, and such an
+/// answer is not authoritative (a read may lower what is counted only when the answer states
+/// the object's position completely).
+pub fn object_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Outcome> {
     let kind = v.get("object")?.as_str()?;
     let id = v.get("id")?.as_str()?.to_string();
-    let status = v.get("status").and_then(Value::as_str).unwrap_or("");
-    let currency = v.get("currency").and_then(Value::as_str).unwrap_or("usd");
-    let conv = |minor: i64| minor_to_micros(pricing, minor, currency);
-    let remembered = |minor: i64| {
-        conv(minor).map(|micros| Remembered {
-            micros,
-            currency: currency.to_ascii_uppercase(),
-        })
-    };
-    // An amount in a currency with no rate cannot be counted exactly: count it as unknown at
-    // the reserved estimate rather than as zero.
-    let (state, minor, remember) = match kind {
+    let status = v.get("status").and_then(Value::as_str);
+    let currency = v.get("currency").and_then(Value::as_str);
+    // (state, amount the answer states for it, amount to remember for later calls)
+    let mut complete = currency.is_some();
+    let (state, minor, remember): (MoneyState, Option<i64>, Option<i64>) = match kind {
         "payment_intent" => {
+            let amount = amt(v, "amount");
             let (state, minor) = match status {
-                "succeeded" => (MoneyState::Moved, int(v, "amount_received")),
-                "requires_capture" => (MoneyState::Committed, int(v, "amount_capturable")),
-                "processing" | "requires_action" => (MoneyState::Pending, int(v, "amount")),
-                _ => (MoneyState::None, 0),
+                // A succeeded intent that states 0 received proves nothing: fall back.
+                Some("succeeded") => (
+                    MoneyState::Moved,
+                    amt(v, "amount_received").filter(|n| *n > 0).or(amount),
+                ),
+                Some("requires_capture") => (
+                    MoneyState::Committed,
+                    amt(v, "amount_capturable").filter(|n| *n > 0).or(amount),
+                ),
+                Some("processing" | "requires_action") => (MoneyState::Pending, amount),
+                Some("requires_payment_method" | "requires_confirmation" | "canceled") => {
+                    (MoneyState::None, Some(0))
+                }
+                _ => (MoneyState::Unknown, None),
             };
-            (state, minor, Some(int(v, "amount")))
+            // The position is complete only if what it states fits in the intent's amount.
+            complete &= !state.counts() || minor.zip(amount).is_some_and(|(m, a)| m <= a);
+            (state, minor, amount)
         }
         "charge" => {
-            let captured = v.get("captured").and_then(Value::as_bool).unwrap_or(false);
-            let refundable = int(v, "amount") - int(v, "amount_refunded");
-            let (state, minor) = match status {
-                "succeeded" if captured => {
-                    let captured_amount = match int(v, "amount_captured") {
-                        0 => int(v, "amount"),
-                        n => n,
-                    };
-                    (MoneyState::Moved, captured_amount)
-                }
-                "succeeded" => (MoneyState::Committed, int(v, "amount")),
-                "pending" => (MoneyState::Pending, int(v, "amount")),
-                _ => (MoneyState::None, 0),
+            let amount = amt(v, "amount");
+            let refundable = amount.map(|a| (a - amt(v, "amount_refunded").unwrap_or(0)).max(0));
+            let captured = v.get("captured").and_then(Value::as_bool);
+            let (state, minor) = match (status, captured) {
+                (Some("succeeded"), Some(true)) => (
+                    MoneyState::Moved,
+                    amt(v, "amount_captured").filter(|n| *n > 0).or(amount),
+                ),
+                (Some("succeeded"), Some(false)) => (MoneyState::Committed, amount),
+                // Captured or not, both count; which one is unknown.
+                (Some("succeeded"), None) => (MoneyState::Moved, None),
+                (Some("pending"), _) => (MoneyState::Pending, amount),
+                (Some("failed"), _) => (MoneyState::None, Some(0)),
+                _ => (MoneyState::Unknown, None),
             };
-            (state, minor, Some(refundable.max(0)))
+            (state, minor, refundable)
         }
         "refund" => {
             let (state, minor) = match status {
-                "succeeded" => (MoneyState::Moved, int(v, "amount")),
-                "pending" | "requires_action" => (MoneyState::Pending, int(v, "amount")),
-                _ => (MoneyState::None, 0),
+                Some("succeeded") => (MoneyState::Moved, amt(v, "amount")),
+                Some("pending" | "requires_action") => (MoneyState::Pending, amt(v, "amount")),
+                Some("failed" | "canceled") => (MoneyState::None, Some(0)),
+                _ => (MoneyState::Unknown, None),
             };
             (state, minor, None)
         }
-        "transfer" => (
-            MoneyState::Moved,
-            (int(v, "amount") - int(v, "amount_reversed")).max(0),
-            None,
-        ),
-        "payout" => {
+        "transfer" => {
+            let left =
+                amt(v, "amount").map(|a| (a - amt(v, "amount_reversed").unwrap_or(0)).max(0));
+            (MoneyState::Moved, left, left)
+        }
+        "payout" | "topup" => {
+            let amount = amt(v, "amount");
             let (state, minor) = match status {
-                "paid" => (MoneyState::Moved, int(v, "amount")),
-                "pending" | "in_transit" => (MoneyState::Pending, int(v, "amount")),
-                _ => (MoneyState::None, 0),
+                Some("paid" | "succeeded") => (MoneyState::Moved, amount),
+                Some("pending" | "in_transit") => (MoneyState::Pending, amount),
+                Some("failed" | "canceled" | "reversed") => (MoneyState::None, Some(0)),
+                _ => (MoneyState::Unknown, None),
+            };
+            (state, minor, amount)
+        }
+        "treasury.outbound_payment"
+        | "treasury.outbound_transfer"
+        | "treasury.inbound_transfer" => {
+            let amount = amt(v, "amount");
+            let (state, minor) = match status {
+                Some("posted" | "succeeded") => (MoneyState::Moved, amount),
+                Some("processing") => (MoneyState::Pending, amount),
+                Some("failed" | "canceled" | "returned") => (MoneyState::None, Some(0)),
+                _ => (MoneyState::Unknown, None),
+            };
+            (state, minor, None)
+        }
+        "customer_balance_transaction" => {
+            let size = v.get("amount").and_then(Value::as_i64).map(i64::abs);
+            (MoneyState::Moved, size, None)
+        }
+        "credit_note" => {
+            let (state, minor) = match status {
+                Some("issued") => (MoneyState::Moved, amt(v, "amount")),
+                Some("void") => (MoneyState::None, Some(0)),
+                _ => (MoneyState::Unknown, None),
+            };
+            (state, minor, None)
+        }
+        "invoiceitem" => {
+            let amount = v.get("amount").and_then(Value::as_i64).map(|a| a.max(0));
+            (MoneyState::Pending, amount, None)
+        }
+        "climate.order" => {
+            let (state, minor) = match status {
+                Some("canceled") => (MoneyState::None, Some(0)),
+                Some(_) => (MoneyState::Moved, amt(v, "amount_total")),
+                None => (MoneyState::Unknown, None),
             };
             (state, minor, None)
         }
         "invoice" => {
-            let remember = Some(int(v, "amount_remaining")).filter(|a| *a > 0);
-            let outcome_state = match status {
-                "paid" => Some((MoneyState::Moved, int(v, "amount_paid"))),
-                "void" | "uncollectible" => Some((MoneyState::None, 0)),
-                _ => None,
+            let due = first(v, &["amount_remaining", "amount_due", "total"]);
+            let (state, minor) = match status {
+                Some("paid") => (MoneyState::Moved, first(v, &["amount_paid", "total"])),
+                Some("void" | "uncollectible") => (MoneyState::None, Some(0)),
+                // An open or draft invoice proves nothing either way: a finalize or pay
+                // answered with one stays counted at what was reserved, a read changes nothing.
+                _ => (MoneyState::Unknown, None),
             };
-            return Some(match outcome_state {
-                Some((state, minor)) => Outcome {
-                    state,
-                    cost_micros: conv(minor)?,
-                    object: Some(ObjectFacts {
-                        id,
-                        remember: remember.and_then(remembered),
-                        authoritative: true,
-                    }),
-                },
-                // An open or draft invoice says nothing final about money: keep what is recorded.
-                // An open or draft invoice proves nothing either way: a pay call on it stays
-                // counted at what was reserved (unknown), and a read leaves records alone.
-                None => Outcome {
-                    state: MoneyState::Unknown,
-                    cost_micros: 0,
-                    object: Some(ObjectFacts {
-                        id,
-                        remember: remember.and_then(remembered),
-                        authoritative: false,
-                    }),
-                },
-            });
+            (state, minor, due)
         }
         _ => return None,
     };
+    let conv = |minor: i64| currency.and_then(|c| minor_to_micros(pricing, minor, c));
+    let remember = remember.and_then(|m| {
+        let keep = m > 0 || kind == "invoice";
+        keep.then(|| conv(m)).flatten().map(|micros| Remembered {
+            micros,
+            currency: currency.unwrap_or_default().to_ascii_uppercase(),
+        })
+    });
+    // What the answer states, in µUSD; `None` when it states too little to say.
+    let stated = match minor {
+        _ if state == MoneyState::Unknown => None,
+        Some(0) if !state.counts() => Some(0),
+        Some(m) => conv(m),
+        None => None,
+    };
+    let (cost, authoritative) = match stated {
+        Some(c) if complete => (c, true),
+        // Incomplete: settle at the estimate (or more, if the answer states more) in the
+        // state the status implies; a read leaves the records alone.
+        _ => (estimate.max(stated.unwrap_or(0)), false),
+    };
     Some(Outcome {
-        state,
-        cost_micros: if state.counts() { conv(minor)? } else { 0 },
+        state: if state.counts() || authoritative {
+            state
+        } else {
+            MoneyState::Unknown
+        },
+        cost_micros: if state.counts() || !authoritative {
+            cost
+        } else {
+            0
+        },
         object: Some(ObjectFacts {
             id,
-            remember: remember.filter(|m| *m > 0).and_then(remembered),
-            authoritative: true,
+            remember,
+            authoritative,
         }),
     })
 }
@@ -388,7 +676,6 @@ mod tests {
                 "proration_behavior=always_invoice",
             ),
             ("/v1/subscription_items/si_1", "quantity=3"),
-            ("/v1/invoices/in_1/finalize", ""),
             ("/v1/refunds", "amount=5"),
         ] {
             assert!(
@@ -413,7 +700,8 @@ mod tests {
             Estimate::FromMemory {
                 lookup: "pi_1".into(),
                 amount_minor: None,
-                same_object: true
+                same_object: true,
+                at_most_remembered: false
             }
         );
         assert_eq!(
@@ -421,7 +709,8 @@ mod tests {
             Estimate::FromMemory {
                 lookup: "pi_1".into(),
                 amount_minor: Some(300),
-                same_object: true
+                same_object: true,
+                at_most_remembered: false
             }
         );
         assert_eq!(
@@ -429,7 +718,8 @@ mod tests {
             Estimate::FromMemory {
                 lookup: "pi_1".into(),
                 amount_minor: None,
-                same_object: false
+                same_object: false,
+                at_most_remembered: true
             }
         );
         assert_eq!(
@@ -437,7 +727,8 @@ mod tests {
             Estimate::FromMemory {
                 lookup: "in_1".into(),
                 amount_minor: None,
-                same_object: true
+                same_object: true,
+                at_most_remembered: false
             }
         );
         assert_eq!(
@@ -453,7 +744,7 @@ mod tests {
     }
 
     fn outcome(v: Value) -> (MoneyState, i64) {
-        let o = object_outcome(&Pricing::default(), &v).unwrap();
+        let o = object_outcome(&Pricing::default(), &v, 0).unwrap();
         (o.state, o.cost_micros)
     }
 
@@ -519,7 +810,7 @@ mod tests {
         let inv = |status: &str| json!({"object":"invoice","id":"in_1","status":status,"currency":"usd","amount_paid": if status=="paid" {700} else {0},"amount_remaining": if status=="paid" {0} else {700}});
         assert_eq!(outcome(inv("paid")), (MoneyState::Moved, 7_000_000));
         assert_eq!(outcome(inv("void")), (MoneyState::None, 0));
-        let open = object_outcome(&Pricing::default(), &inv("open")).unwrap();
+        let open = object_outcome(&Pricing::default(), &inv("open"), 0).unwrap();
         assert!(!open.object.as_ref().unwrap().authoritative);
         // A pay answered with an open invoice keeps its reservation (unknown), never zero.
         assert_eq!(open.state, MoneyState::Unknown);

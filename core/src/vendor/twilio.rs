@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{
     classify_failure, single_field, CostModel, Estimate, MoneyState, ObjectFacts, Outcome,
-    RequestView, ResponseView,
+    RequestView, ResponseView, Vendor,
 };
 use crate::config::Pricing;
 use crate::currency::decimal_to_micros;
@@ -85,16 +85,25 @@ pub fn segment_rate(pricing: &Pricing, to: &str) -> i64 {
         .unwrap_or(highest)
 }
 
+/// The models `core/catalogue/twilio.ops` may name.
+pub const MODELS: &[&str] = &["message", "call", "call_update", "number_purchase"];
+
 impl CostModel for Twilio {
-    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate {
-        if req.method != "POST" {
-            return Estimate::Free;
-        }
-        let seg = req.segments();
-        let price = match seg.as_slice() {
-            ["2010-04-01", "Accounts", _, "Messages.json"] => price_message(pricing, req),
-            ["2010-04-01", "Accounts", _, "Calls.json"] => price_call(pricing, req),
-            _ => return Estimate::Free,
+    fn vendor(&self) -> Vendor {
+        Vendor::Twilio
+    }
+
+    fn models(&self) -> &'static [&'static str] {
+        MODELS
+    }
+
+    fn estimate_with(&self, pricing: &Pricing, model: &str, req: &RequestView<'_>) -> Estimate {
+        let price = match model {
+            "message" => price_message(pricing, req),
+            "call" => price_call(pricing, req),
+            "call_update" => return call_update(req).unwrap_or_else(Estimate::CannotPrice),
+            "number_purchase" => price_number(pricing, req),
+            other => Err(format!("the Twilio cost model has no rule named {other}")),
         };
         match price {
             Ok(micros) => Estimate::Priced {
@@ -146,21 +155,104 @@ fn price_message(pricing: &Pricing, req: &RequestView<'_>) -> Result<i64, String
     Ok(segment_rate(pricing, to).saturating_mul(i64::from(segments)))
 }
 
+/// The per-minute rate of a call to `to`: longest calling-code prefix in the table, else the
+/// flat rate — and never below the highest rate in the table for a destination that is not
+/// an E.164 number (a SIP URI, a client).
+pub fn call_minute_rate(pricing: &Pricing, to: &str) -> i64 {
+    let table = &pricing.twilio_call_minute_by_prefix;
+    let highest = table
+        .values()
+        .copied()
+        .chain([pricing.twilio_call_minute_micros])
+        .max()
+        .unwrap_or(0);
+    let Some(digits) = to.trim().strip_prefix('+') else {
+        return highest;
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return highest;
+    }
+    (1..=digits.len().min(4))
+        .rev()
+        .find_map(|n| table.get(&digits[..n]).copied())
+        .unwrap_or(pricing.twilio_call_minute_micros)
+}
+
 fn price_call(pricing: &Pricing, req: &RequestView<'_>) -> Result<i64, String> {
     let form = form_of(req)?;
-    let limit = single_field(&form, "TimeLimit")?
-        .ok_or("a call without TimeLimit has no upper bound on cost; set TimeLimit (seconds)")?;
-    let secs: i64 = limit
-        .parse()
-        .ok()
-        .filter(|s| *s > 0 && *s <= 4 * 3600)
-        .ok_or_else(|| {
-            format!(
-                "TimeLimit must be a whole number of seconds between 1 and 14400, got {limit:?}"
+    let to = single_field(&form, "To")?.ok_or("field To is required to price a call")?;
+    let minutes = match single_field(&form, "TimeLimit")? {
+        Some(limit) => {
+            let secs: i64 = limit
+                .parse()
+                .ok()
+                .filter(|s| *s > 0 && *s <= 24 * 3600)
+                .ok_or_else(|| {
+                    format!("TimeLimit must be a whole number of seconds between 1 and 86400, got {limit:?}")
+                })?;
+            (secs + 59) / 60
+        }
+        // Twilio ends a call without TimeLimit after 4 hours by default: price that long.
+        None => pricing.twilio_call_max_minutes,
+    };
+    Ok(call_minute_rate(pricing, to).saturating_mul(minutes))
+}
+
+/// Updating a live call: ending it is free; anything else (new TwiML or Url) can dial more.
+fn call_update(req: &RequestView<'_>) -> Result<Estimate, String> {
+    let form = form_of(req)?;
+    let ends = matches!(
+        single_field(&form, "Status")?,
+        Some("canceled" | "completed")
+    );
+    let other = form.iter().find(|(k, _)| k != "Status");
+    match (ends, other) {
+        (true, None) => Ok(Estimate::Free),
+        (_, Some((k, _))) => Err(format!("updating a call with {k} runs new TwiML that can dial more numbers, which the gateway cannot price; only Status=canceled or completed is free")),
+        (false, None) => Err("only Status=canceled or Status=completed is forwarded on a live call".into()),
+    }
+}
+
+/// The first month's fee of a number purchase, from `twilio_number_monthly_micros`.
+fn price_number(pricing: &Pricing, req: &RequestView<'_>) -> Result<i64, String> {
+    let form = form_of(req)?;
+    let kind = match req.segments().last().copied() {
+        Some("Local.json") => Some("local"),
+        Some("Mobile.json") => Some("mobile"),
+        Some("TollFree.json") => Some("toll_free"),
+        _ => None,
+    };
+    let country = match (
+        single_field(&form, "PhoneNumber")?,
+        single_field(&form, "AreaCode")?,
+    ) {
+        (Some(n), _) => {
+            let digits = n.trim().strip_prefix('+').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("PhoneNumber must be an E.164 number (+ and digits) to price its monthly fee, got {n:?}"))?;
+            (1..=digits.len().min(3)).rev().map(|n| &digits[..n]).find(|cc| {
+                pricing.twilio_number_monthly_micros.keys().any(|k| k.split(':').next() == Some(cc))
+            }).ok_or_else(|| format!("no monthly fee is configured for numbers of {n}; add it to pricing.twilio_number_monthly_usd as \"<calling code>:<local|mobile|toll_free>\""))?
+        }
+        // An area code is a US or Canadian number.
+        (None, Some(_)) => "1",
+        (None, None) => {
+            return Err(
+                "a number purchase needs PhoneNumber (or AreaCode) to price its monthly fee".into(),
             )
-        })?;
-    let minutes = (secs + 59) / 60;
-    Ok(pricing.twilio_call_minute_micros.saturating_mul(minutes))
+        }
+    };
+    let fees = pricing
+        .twilio_number_monthly_micros
+        .iter()
+        .filter(|(k, _)| {
+            k.split_once(':')
+                .is_some_and(|(cc, t)| cc == country && kind.is_none_or(|want| want == t))
+        })
+        .map(|(_, v)| *v);
+    // The generic endpoint does not say the number's type: the country's highest fee.
+    fees.max().ok_or_else(|| {
+        format!("no monthly fee is configured for +{country} {} numbers; add pricing.twilio_number_monthly_usd.\"{country}:{}\"", kind.unwrap_or("any"), kind.unwrap_or("local"))
+    })
 }
 
 /// The money position of a Message or Call resource from an answer.
