@@ -105,6 +105,8 @@ function codeForReason(reason, status) {
     case 'vendor_not_configured':
     case 'config_error':
       return 'config_error'
+    case 'credential':
+      return 'endpoint_not_allowed'
     default:
       if (Object.prototype.hasOwnProperty.call(CLASS_BY_CODE, reason)) return reason
       // A reason this version does not know (a newer server): classify by status.

@@ -18,7 +18,7 @@ from conftest import PI_FORM
 
 ALL_REASONS = [  # core/src/error.rs REASONS
     "missing_key", "unknown_key", "key_revoked", "key_expired", "bad_path", "bad_request",
-    "endpoint_not_allowed", "cannot_price", "spend_cap_exceeded", "duplicate_request",
+    "endpoint_not_allowed", "cannot_price", "credential", "spend_cap_exceeded", "duplicate_request",
     "body_too_large", "vendor_not_configured", "store_error", "upstream_error", "invalid_input",
     "config_error", "not_found", "unauthorized",
 ]
@@ -55,6 +55,7 @@ def test_every_reason_maps_to_a_specific_class(code: str) -> None:
         "key_revoked": vendorgate.KeyRevoked, "key_expired": vendorgate.KeyExpired,
         "unauthorized": vendorgate.Unauthorized,
         "endpoint_not_allowed": vendorgate.EndpointNotAllowed,
+        "credential": vendorgate.EndpointNotAllowed,
         "spend_cap_exceeded": vendorgate.SpendCapExceeded,
         "duplicate_request": vendorgate.DuplicateRequest,
         "bad_path": vendorgate.BadRequest, "bad_request": vendorgate.BadRequest,

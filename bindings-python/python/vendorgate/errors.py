@@ -11,7 +11,7 @@ the same one the audit log records and the vendor SDKs see as ``vendorgate_<code
     │   │   ├── UnknownKey          missing_key, unknown_key
     │   │   ├── KeyRevoked          key_revoked
     │   │   └── KeyExpired          key_expired
-    │   ├── EndpointNotAllowed      403: endpoint_not_allowed
+    │   ├── EndpointNotAllowed      403: endpoint_not_allowed, credential
     │   ├── SpendCapExceeded        402: spend_cap_exceeded (cap_usd, spent_usd, estimate_usd)
     │   ├── DuplicateRequest        409: duplicate_request
     │   └── BadRequest              400/413: bad_path, bad_request, cannot_price, body_too_large
@@ -196,6 +196,7 @@ _BY_CODE: Dict[str, Type[Error]] = {
     "key_expired": KeyExpired,
     "unauthorized": Unauthorized,
     "endpoint_not_allowed": EndpointNotAllowed,
+    "credential": EndpointNotAllowed,
     "spend_cap_exceeded": SpendCapExceeded,
     "duplicate_request": DuplicateRequest,
     "bad_path": BadRequest,
