@@ -318,12 +318,25 @@ impl Catalogue {
             self.vendor
         );
         if !self.other_hosts.is_empty() {
-            let hosts: Vec<&str> = self.other_hosts.iter().map(|h| h.host.as_str()).collect();
+            // The products agents reach for most, named first.
+            const FIRST: [&str; 4] = ["verify.", "lookups.", "messaging.", "numbers."];
+            let mut hosts: Vec<&str> = self.other_hosts.iter().map(|h| h.host.as_str()).collect();
+            hosts.sort_by_key(|h| {
+                FIRST
+                    .iter()
+                    .position(|p| h.starts_with(p))
+                    .unwrap_or(FIRST.len())
+            });
+            let shown = hosts.len().min(4);
             why.push_str(&format!(
-                "; {} products on other hosts ({}{}) are not routed by this gateway",
+                "; {} products served by other hosts ({}{}) are not routed by this gateway",
                 self.vendor,
-                hosts[..hosts.len().min(4)].join(", "),
-                if hosts.len() > 4 { ", …" } else { "" }
+                hosts[..shown].join(", "),
+                if hosts.len() > shown {
+                    format!(" and {} more, see docs/COVERAGE.md", hosts.len() - shown)
+                } else {
+                    String::new()
+                }
             ));
         }
         why.push_str("; if the operation is newer than the catalogue, the operator can declare it free or give it a fixed price in [[pricing.override]]");
