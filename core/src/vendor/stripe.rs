@@ -846,3 +846,257 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod catalogue_models {
+    use super::*;
+
+    fn req<'a>(method: &'a str, path: &'a str, body: &'a str) -> RequestView<'a> {
+        RequestView {
+            method,
+            path,
+            query: None,
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: body.as_bytes(),
+        }
+    }
+
+    fn est(path: &str, body: &str) -> Estimate {
+        Stripe.estimate(&Pricing::default(), &req("POST", path, body))
+    }
+
+    fn micros(e: Estimate) -> i64 {
+        match e {
+            Estimate::Priced { micros, .. } => micros,
+            other => panic!("not priced: {other:?}"),
+        }
+    }
+
+    fn refused(e: &Estimate) -> bool {
+        matches!(e, Estimate::CannotPrice(_))
+    }
+
+    #[test]
+    fn money_out_of_the_balance_is_priced_from_the_request() {
+        for path in [
+            "/v1/topups",
+            "/v1/transfers",
+            "/v1/payouts",
+            "/v1/treasury/outbound_payments",
+            "/v1/treasury/outbound_transfers",
+            "/v1/climate/orders",
+        ] {
+            assert_eq!(
+                micros(est(path, "amount=2500&currency=usd")),
+                25_000_000,
+                "{path}"
+            );
+            assert!(refused(&est(path, "currency=usd")), "{path}");
+        }
+        // A customer balance adjustment counts by its size, debit or credit.
+        let bt = "/v1/customers/cus_1/balance_transactions";
+        assert_eq!(micros(est(bt, "amount=-1500&currency=usd")), 15_000_000);
+        assert_eq!(micros(est(bt, "amount=700&currency=eur")), 7_700_000);
+        assert!(refused(&est(bt, "amount=700")));
+        // Setting the balance directly is refused, other customer fields are free.
+        assert!(refused(&est("/v1/customers/cus_1", "balance=5000")));
+        assert_eq!(
+            est("/v1/customers/cus_1", "name=Ada&metadata%5Bx%5D=1"),
+            Estimate::Free
+        );
+        // Stripe v2 carries the amount in JSON.
+        let v2 = RequestView {
+            content_type: Some("application/json"),
+            ..req(
+                "POST",
+                "/v2/money_management/outbound_payments",
+                r#"{"amount":{"value":1234,"currency":"usd"},"from":{}}"#,
+            )
+        };
+        assert_eq!(
+            micros(Stripe.estimate(&Pricing::default(), &v2)),
+            12_340_000
+        );
+        let no_amount = RequestView { body: b"{}", ..v2 };
+        assert!(refused(&Stripe.estimate(&Pricing::default(), &no_amount)));
+    }
+
+    #[test]
+    fn invoices_and_their_items() {
+        assert!(refused(&est("/v1/invoices", "customer=cus_1")));
+        assert!(refused(&est(
+            "/v1/invoices",
+            "customer=cus_1&auto_advance=true"
+        )));
+        assert_eq!(
+            est("/v1/invoices", "customer=cus_1&auto_advance=false"),
+            Estimate::Free
+        );
+        assert!(matches!(
+            est("/v1/invoices/in_1", "auto_advance=true"),
+            Estimate::FromMemory {
+                same_object: true,
+                ..
+            }
+        ));
+        assert_eq!(est("/v1/invoices/in_1", "description=x"), Estimate::Free);
+        assert!(matches!(
+            est("/v1/invoices/in_1/finalize", ""),
+            Estimate::FromMemory {
+                same_object: true,
+                amount_minor: None,
+                ..
+            }
+        ));
+        let item = "/v1/invoiceitems";
+        assert_eq!(
+            micros(est(item, "customer=cus_1&amount=900&currency=usd")),
+            9_000_000
+        );
+        assert_eq!(
+            micros(est(
+                item,
+                "customer=cus_1&unit_amount_decimal=12.5&quantity=4&currency=usd"
+            )),
+            520_000
+        );
+        assert_eq!(
+            micros(est(
+                item,
+                "customer=cus_1&price_data%5Bunit_amount%5D=300&quantity=3&currency=usd"
+            )),
+            9_000_000
+        );
+        assert_eq!(
+            micros(est(item, "customer=cus_1&amount=-900&currency=usd")),
+            0
+        );
+        assert!(refused(&est(item, "customer=cus_1&price=price_1")));
+        assert!(refused(&est("/v1/invoiceitems/ii_1", "amount=100")));
+        assert_eq!(
+            est("/v1/invoiceitems/ii_1", "description=x"),
+            Estimate::Free
+        );
+        // Lines are priced in the remembered invoice's currency; one without an amount is refused.
+        let lines = est("/v1/invoices/in_1/add_lines", "lines%5B0%5D%5Bamount%5D=500&lines%5B1%5D%5Bprice_data%5D%5Bunit_amount%5D=200&lines%5B1%5D%5Bquantity%5D=2");
+        assert_eq!(
+            lines,
+            Estimate::FromMemory {
+                lookup: "in_1".into(),
+                amount_minor: Some(900),
+                same_object: false,
+                at_most_remembered: false
+            }
+        );
+        assert!(refused(&est(
+            "/v1/invoices/in_1/add_lines",
+            "lines%5B0%5D%5Bpricing%5D%5Bprice%5D=price_1"
+        )));
+        assert_eq!(
+            est("/v1/invoices/in_1/lines/il_1", "description=x"),
+            Estimate::Free
+        );
+        // A credit note refunds or credits: its amount (or its parts), on the remembered invoice.
+        assert_eq!(
+            est(
+                "/v1/credit_notes",
+                "invoice=in_1&refund_amount=300&credit_amount=200"
+            ),
+            Estimate::FromMemory {
+                lookup: "in_1".into(),
+                amount_minor: Some(500),
+                same_object: false,
+                at_most_remembered: false
+            }
+        );
+        assert!(refused(&est("/v1/credit_notes", "invoice=in_1")));
+    }
+
+    #[test]
+    fn subscriptions_change_only_in_ways_that_cannot_charge() {
+        let sub = "/v1/subscriptions/sub_1";
+        assert_eq!(
+            est(sub, "metadata%5Ba%5D=1&cancel_at_period_end=true"),
+            Estimate::Free
+        );
+        assert_eq!(
+            est(sub, "pause_collection%5Bbehavior%5D=void"),
+            Estimate::Free
+        );
+        for body in [
+            "cancel_at_period_end=false",
+            "items%5B0%5D%5Bprice%5D=p",
+            "trial_end=now",
+            "pause_collection=",
+        ] {
+            assert!(refused(&est(sub, body)), "{body}");
+        }
+        // Canceling is free unless it bills a final invoice; a DELETE carries it in the query.
+        let del = |q: Option<&'static str>| {
+            Stripe.estimate(
+                &Pricing::default(),
+                &RequestView {
+                    query: q,
+                    ..req("DELETE", sub, "")
+                },
+            )
+        };
+        assert_eq!(del(None), Estimate::Free);
+        assert!(refused(&del(Some("invoice_now=true"))));
+        assert_eq!(del(Some("invoice_now=false")), Estimate::Free);
+        assert!(refused(&Stripe.estimate(
+            &Pricing::default(),
+            &req("DELETE", "/v1/subscription_items/si_1", "")
+        )));
+    }
+
+    #[test]
+    fn refunds_and_reversals_are_bounded_by_what_is_left() {
+        assert_eq!(
+            est("/v1/refunds", "charge=ch_1&amount=100"),
+            Estimate::FromMemory {
+                lookup: "ch_1".into(),
+                amount_minor: Some(100),
+                same_object: false,
+                at_most_remembered: true
+            }
+        );
+        assert!(matches!(
+            est("/v1/transfers/tr_1/reversals", ""),
+            Estimate::FromMemory {
+                at_most_remembered: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            est("/v1/payouts/po_1/reverse", ""),
+            Estimate::FromMemory {
+                at_most_remembered: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn confirm_flag_fails_closed() {
+        // Anything but an absent or literal false confirm is priced.
+        assert!(matches!(
+            est(
+                "/v1/payment_intents",
+                "amount=100&currency=usd&confirm=True"
+            ),
+            Estimate::Priced { .. }
+        ));
+        assert!(matches!(
+            est("/v1/payment_intents", "amount=100&currency=usd&confirm=1"),
+            Estimate::Priced { .. }
+        ));
+        assert_eq!(
+            est(
+                "/v1/payment_intents",
+                "amount=100&currency=usd&confirm=false"
+            ),
+            Estimate::Free
+        );
+    }
+}

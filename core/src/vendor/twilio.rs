@@ -404,3 +404,101 @@ mod tests {
         assert!(!o.object.unwrap().authoritative);
     }
 }
+
+#[cfg(test)]
+mod catalogue_models {
+    use super::*;
+
+    fn post<'a>(path: &'a str, body: &'a str) -> RequestView<'a> {
+        RequestView {
+            method: "POST",
+            path,
+            query: None,
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: body.as_bytes(),
+        }
+    }
+
+    fn priced(e: Estimate) -> i64 {
+        match e {
+            Estimate::Priced { micros, .. } => micros,
+            other => panic!("not priced: {other:?}"),
+        }
+    }
+
+    const ACCT: &str = "/2010-04-01/Accounts/AC1";
+
+    #[test]
+    fn calls_are_priced_at_time_limit_or_the_longest_call() {
+        let mut p = Pricing::default();
+        let calls = format!("{ACCT}/Calls.json");
+        let est = |p: &Pricing, body: &str| Twilio.estimate(p, &post(&calls, body));
+        assert_eq!(
+            priced(est(&p, "To=%2B14155550100&TimeLimit=90")),
+            2 * 140_000
+        );
+        // No TimeLimit: Twilio's own 4-hour default, never less.
+        assert_eq!(priced(est(&p, "To=%2B14155550100")), 240 * 140_000);
+        p.twilio_call_minute_by_prefix.insert("1".into(), 30_000);
+        p.twilio_call_minute_by_prefix.insert("44".into(), 500_000);
+        assert_eq!(priced(est(&p, "To=%2B14155550100&TimeLimit=60")), 30_000);
+        // Not in the table: the flat rate; not a number at all: the highest rate known.
+        assert_eq!(priced(est(&p, "To=%2B33612345678&TimeLimit=60")), 140_000);
+        assert_eq!(
+            priced(est(&p, "To=sip%3Aa%40b.example&TimeLimit=60")),
+            500_000
+        );
+        for bad in ["TimeLimit=60", "To=%2B1&TimeLimit=0", "To=%2B1&TimeLimit=x"] {
+            assert!(matches!(est(&p, bad), Estimate::CannotPrice(_)), "{bad}");
+        }
+        let participants = format!("{ACCT}/Conferences/CF1/Participants.json");
+        let participant = Twilio.estimate(&p, &post(&participants, "To=%2B14155550100&From=%2B1"));
+        assert_eq!(priced(participant), 240 * 30_000);
+    }
+
+    #[test]
+    fn ending_a_call_is_free_new_twiml_is_refused() {
+        let p = Pricing::default();
+        let call = format!("{ACCT}/Calls/CA1.json");
+        assert_eq!(
+            Twilio.estimate(&p, &post(&call, "Status=completed")),
+            Estimate::Free
+        );
+        for body in [
+            "Twiml=%3CResponse%3E%3CDial%3E%2B1%3C%2FDial%3E%3C%2FResponse%3E",
+            "Url=https%3A%2F%2Fx",
+            "Status=completed&Url=x",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    Twilio.estimate(&p, &post(&call, body)),
+                    Estimate::CannotPrice(_)
+                ),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn number_purchases_cost_their_first_month() {
+        let p = Pricing::default();
+        let buy = |kind: &str, body: &str| {
+            let path = format!("{ACCT}/IncomingPhoneNumbers{kind}.json");
+            Twilio.estimate(&p, &post(&path, body))
+        };
+        assert_eq!(
+            priced(buy("/Local", "PhoneNumber=%2B14155550100")),
+            1_500_000
+        );
+        assert_eq!(priced(buy("/TollFree", "AreaCode=800")), 2_500_000);
+        // The generic endpoint does not say the type: the country's highest fee.
+        assert_eq!(priced(buy("", "PhoneNumber=%2B18005550100")), 2_500_000);
+        // A country with no configured fee is refused, not guessed.
+        assert!(matches!(
+            buy("/Mobile", "PhoneNumber=%2B447700900000"),
+            Estimate::CannotPrice(_)
+        ));
+        assert!(matches!(buy("/Local", ""), Estimate::CannotPrice(_)));
+    }
+}
