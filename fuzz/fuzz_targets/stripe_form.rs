@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 use vendorgate::vendor::{Estimate, RequestView, ResponseView};
 use vendorgate::Pricing;
 
-const PATHS: [&str; 7] = ["/v1/payment_intents", "/v1/charges", "/v1/refunds", "/v1/payouts", "/v1/transfers", "/v1/payment_intents/pi_1/capture", "/v1/invoices/in_1/pay"];
+const PATHS: [&str; 14] = ["/v1/payment_intents", "/v1/charges", "/v1/refunds", "/v1/payouts", "/v1/transfers", "/v1/payment_intents/pi_1/capture", "/v1/invoices/in_1/pay", "/v1/topups", "/v1/invoiceitems", "/v1/credit_notes", "/v1/invoices/in_1/add_lines", "/v1/customers/cus_1/balance_transactions", "/v1/subscriptions/sub_1", "/v1/invoices"];
 
 fuzz_target!(|data: &[u8]| {
     let pricing = Pricing::default();
