@@ -272,8 +272,8 @@ impl Catalogue {
                 .collect();
             for v in variants {
                 let key = format!("{} {}", v.method, v.shape());
-                if !seen.contains_key(&key) {
-                    seen.insert(key, 0);
+                if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(key) {
+                    slot.insert(0);
                     operations.push(v);
                 }
             }

@@ -157,17 +157,33 @@ fn money_moving_operations_are_never_free() {
     for (v, m, p) in [
         (Vendor::Stripe, "POST", "/v1/invoices"),
         (Vendor::Stripe, "POST", "/v1/invoiceitems"),
-        (Vendor::Stripe, "POST", "/v1/customers/cus_1/balance_transactions"),
+        (
+            Vendor::Stripe,
+            "POST",
+            "/v1/customers/cus_1/balance_transactions",
+        ),
         (Vendor::Stripe, "POST", "/v1/credit_notes"),
         (Vendor::Stripe, "POST", "/v1/billing/meter_events"),
         (Vendor::Stripe, "POST", "/v1/topups"),
         (Vendor::Stripe, "POST", "/v1/treasury/outbound_transfers"),
         (Vendor::Stripe, "POST", "/v1/invoices/in_1/pay"),
         (Vendor::Stripe, "DELETE", "/v1/subscriptions/sub_1"),
-        (Vendor::Twilio, "POST", "/2010-04-01/Accounts/AC1/Messages.json"),
+        (
+            Vendor::Twilio,
+            "POST",
+            "/2010-04-01/Accounts/AC1/Messages.json",
+        ),
         (Vendor::Twilio, "POST", "/2010-04-01/Accounts/AC1/Messages"),
-        (Vendor::Twilio, "POST", "/2010-04-01/Accounts/AC1/Messages.xml"),
-        (Vendor::Twilio, "POST", "/2010-04-01/Accounts/AC1/Calls.json"),
+        (
+            Vendor::Twilio,
+            "POST",
+            "/2010-04-01/Accounts/AC1/Messages.xml",
+        ),
+        (
+            Vendor::Twilio,
+            "POST",
+            "/2010-04-01/Accounts/AC1/Calls.json",
+        ),
         (
             Vendor::Twilio,
             "POST",
@@ -210,7 +226,11 @@ fn coverage() -> String {
     for vendor in Vendor::ALL {
         let cat = catalogue::of(vendor);
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        let ops: Vec<_> = cat.operations.iter().filter(|o| o.variant_of.is_none()).collect();
+        let ops: Vec<_> = cat
+            .operations
+            .iter()
+            .filter(|o| o.variant_of.is_none())
+            .collect();
         for op in &ops {
             *counts.entry(op.class.name()).or_default() += 1;
         }
@@ -226,8 +246,14 @@ fn coverage() -> String {
     out.push_str("\nTwilio: each `.json` operation also stands for its `.xml` and bare forms (same class when free or a credential; refused when priced, because prices are read from JSON answers). Twilio products on other hosts are refused as a whole (listed at the end of its section).\n");
     for vendor in Vendor::ALL {
         let cat = catalogue::of(vendor);
-        out.push_str(&format!("\n## {vendor}\n\n| operation | class | why |\n|---|---|---|\n"));
-        let mut ops: Vec<_> = cat.operations.iter().filter(|o| o.variant_of.is_none()).collect();
+        out.push_str(&format!(
+            "\n## {vendor}\n\n| operation | class | why |\n|---|---|---|\n"
+        ));
+        let mut ops: Vec<_> = cat
+            .operations
+            .iter()
+            .filter(|o| o.variant_of.is_none())
+            .collect();
         ops.sort_by(|a, b| (&a.template, &a.method).cmp(&(&b.template, &b.method)));
         for op in ops {
             let class = match &op.class {

@@ -61,6 +61,8 @@ const HUGE_BODY_BYTES: usize = 20 << 20;
 const MAX_REQUEST_BODY: usize = 16 << 20;
 /// Twilio's simulated SMS price: 0.0079 USD per segment, in units of 1e-5 USD.
 const TWILIO_PRICE_PER_SEGMENT: i64 = 790;
+/// Twilio's simulated outbound call price: 0.014 USD per minute, in units of 1e-5 USD.
+const TWILIO_PRICE_PER_CALL_MINUTE: i64 = 1_400;
 
 /// The simulator's memory: the requests it saw and the objects it created. Cheap to clone.
 #[derive(Clone, Default)]
@@ -175,6 +177,8 @@ struct Call<'a> {
     method: &'a Method,
     /// Vendor path, no prefix, no query.
     path: &'a str,
+    /// The query string, without `?` (list parameters such as `limit`).
+    query: Option<&'a str>,
     headers: &'a HeaderMap,
     body: &'a [u8],
 }
@@ -349,6 +353,7 @@ async fn handle(State(state): State<SimState>, req: Request) -> Response {
     let call = Call {
         method: &parts.method,
         path,
+        query: parts.uri.query(),
         headers: &parts.headers,
         body: &body,
     };
@@ -551,10 +556,14 @@ async fn write_all(socket: &tokio::net::TcpStream, mut data: &[u8]) -> io::Resul
 struct World {
     payment_intents: HashMap<String, PaymentIntent>,
     charges: HashMap<String, Charge>,
-    /// Refunds and customers: created once, never changed.
+    /// Refunds, customers and top-ups: created once, never changed.
     stripe_objects: HashMap<String, Value>,
+    invoices: HashMap<String, Value>,
+    invoice_items: HashMap<String, Value>,
     messages: HashMap<String, Message>,
+    calls: HashMap<String, Value>,
     emails: HashMap<String, Value>,
+    broadcasts: HashMap<String, Value>,
     idempotent: HashMap<(Vendor, String), Saved>,
 }
 
@@ -776,6 +785,11 @@ fn mask_key(key: &str) -> String {
 fn stripe_route(world: &mut World, call: &Call) -> Reply {
     let form = Form::parse(call.body);
     let answer = match (call.method.as_str(), call.segments().as_slice()) {
+        ("GET", ["v1", "payment_intents"]) => Ok(stripe_list(
+            "/v1/payment_intents",
+            world.payment_intents.values().map(to_json),
+            &Form::parse(call.query.unwrap_or_default().as_bytes()),
+        )),
         ("POST", ["v1", "payment_intents"]) => pi_create(world, &form),
         ("GET", ["v1", "payment_intents", id]) => {
             pi_get(world, id).map(|pi| Reply::ok(to_json(&pi)))
@@ -794,6 +808,23 @@ fn stripe_route(world: &mut World, call: &Call) -> Reply {
         ("POST", ["v1", "customers"]) => Ok(customer_create(world, &form)),
         ("GET", ["v1", "customers", id]) => stored(world, "customer", id),
         ("GET", ["v1", "balance"]) => Ok(Reply::ok(balance())),
+        ("POST", ["v1", "topups"]) => topup_create(world, &form),
+        ("GET", ["v1", "topups", id]) => stored(world, "topup", id),
+        ("POST", ["v1", "invoiceitems"]) => invoice_item_create(world, &form),
+        ("GET", ["v1", "invoiceitems", id]) => world
+            .invoice_items
+            .get(*id)
+            .map(|item| Reply::ok(item.clone()))
+            .ok_or_else(|| resource_missing("invoiceitem", id, "id")),
+        ("POST", ["v1", "invoices"]) => invoice_create(world, &form),
+        ("GET", ["v1", "invoices"]) => Ok(stripe_list(
+            "/v1/invoices",
+            world.invoices.values().cloned(),
+            &Form::parse(call.query.unwrap_or_default().as_bytes()),
+        )),
+        ("GET", ["v1", "invoices", id]) => invoice_get(world, id).map(Reply::ok),
+        ("POST", ["v1", "invoices", id, "finalize"]) => invoice_finalize(world, id),
+        ("POST", ["v1", "invoices", id, "pay"]) => invoice_pay(world, id),
         _ => Err(stripe_error(
             StatusCode::NOT_FOUND,
             json!({
@@ -1373,6 +1404,304 @@ fn balance() -> Value {
     json!({ "object": "balance", "available": funds, "livemode": false, "pending": funds })
 }
 
+/// A Stripe list answer: newest first, `limit` (1 to 100, default 10) objects.
+fn stripe_list(url: &str, objects: impl Iterator<Item = Value>, query: &Form) -> Reply {
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| (1..=100).contains(l))
+        .unwrap_or(10);
+    let mut data: Vec<Value> = objects.collect();
+    data.sort_by(|a, b| {
+        let key = |v: &Value| (v["created"].as_i64().unwrap_or(0), v["id"].to_string());
+        key(b).cmp(&key(a))
+    });
+    let has_more = data.len() > limit;
+    data.truncate(limit);
+    Reply::ok(json!({ "object": "list", "data": data, "has_more": has_more, "url": url }))
+}
+
+/// A top-up from the account's default bank account: pending until the bank pays it.
+fn topup_create(world: &mut World, form: &Form) -> Answer {
+    let amount = stripe_amount(form, "amount")?.ok_or_else(|| missing_param("amount"))?;
+    let currency = stripe_currency(form)?;
+    check_amount(amount, &currency, "amount")?;
+    let created = unix_now();
+    let topup = json!({
+        "id": stripe_id("tu"),
+        "object": "topup",
+        "amount": amount,
+        "balance_transaction": null,
+        "created": created,
+        "currency": currency,
+        "description": form.non_empty("description"),
+        "expected_availability_date": created + 5 * 86_400,
+        "failure_code": null,
+        "failure_message": null,
+        "livemode": false,
+        "metadata": form.metadata(),
+        "source": null,
+        "statement_descriptor": form.non_empty("statement_descriptor"),
+        "status": "pending",
+        "transfer_group": form.non_empty("transfer_group"),
+    });
+    Ok(store_stripe_object(world, topup))
+}
+
+/// An integer amount in minor units that may be negative (an invoice item's credit).
+fn signed_amount(form: &Form, name: &str) -> Result<Option<i64>, Reply> {
+    form.get(name)
+        .map(|raw| {
+            raw.parse::<i64>().map_err(|_| {
+                stripe_invalid(
+                    Some(name),
+                    Some("parameter_invalid_integer"),
+                    format!("Invalid integer: {raw}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// An invoice item: `amount`, or `unit_amount` × `quantity`, in `currency`; attached to a
+/// draft `invoice` if one is named, else pending on the customer's next invoice.
+fn invoice_item_create(world: &mut World, form: &Form) -> Answer {
+    let customer = form
+        .non_empty("customer")
+        .ok_or_else(|| missing_param("customer"))?
+        .to_string();
+    let quantity = stripe_amount(form, "quantity")?.unwrap_or(1);
+    let unit = stripe_amount(form, "unit_amount")?;
+    let amount = match (signed_amount(form, "amount")?, unit) {
+        (Some(amount), None) => amount,
+        (None, Some(unit)) => unit * quantity,
+        (Some(_), Some(_)) => {
+            return Err(stripe_invalid(
+                Some("amount"),
+                None,
+                "You may only specify one of these parameters: amount, unit_amount.",
+            ))
+        }
+        (None, None) if form.non_empty("price").is_some() => {
+            let price = form.non_empty("price").unwrap_or_default();
+            return Err(resource_missing("price", price, "price"));
+        }
+        (None, None) => return Err(missing_param("amount")),
+    };
+    let currency = stripe_currency(form)?;
+    let invoice = match form.non_empty("invoice") {
+        Some(id) => {
+            let invoice = invoice_get(world, id)?;
+            if invoice["status"] != "draft" {
+                return Err(stripe_invalid(
+                    Some("invoice"),
+                    Some("invoice_not_editable"),
+                    format!(
+                        "Invoice {id} is no longer editable: it is {}.",
+                        invoice["status"]
+                    ),
+                ));
+            }
+            Some(id.to_string())
+        }
+        None => None,
+    };
+    let now = unix_now();
+    let item = json!({
+        "id": stripe_id("ii"),
+        "object": "invoiceitem",
+        "amount": amount,
+        "currency": currency,
+        "customer": customer,
+        "date": now,
+        "description": form.non_empty("description"),
+        "discountable": amount >= 0,
+        "invoice": invoice,
+        "livemode": false,
+        "metadata": form.metadata(),
+        "period": { "start": now, "end": now },
+        "proration": false,
+        "quantity": quantity,
+        "unit_amount_decimal": (amount / quantity).to_string(),
+    });
+    if let Some(id) = &invoice {
+        add_invoice_line(world, id, &item);
+    }
+    let id = item["id"].as_str().unwrap_or_default().to_string();
+    world.invoice_items.insert(id, item.clone());
+    Ok(Reply::ok(item))
+}
+
+/// Adds an invoice item to a draft invoice's lines and totals.
+fn add_invoice_line(world: &mut World, invoice_id: &str, item: &Value) {
+    let Some(invoice) = world.invoices.get_mut(invoice_id) else {
+        return;
+    };
+    let amount = item["amount"].as_i64().unwrap_or(0);
+    let line = json!({
+        "id": format!("il_{}", alnum(24)),
+        "object": "line_item",
+        "amount": amount,
+        "currency": item["currency"],
+        "description": item["description"],
+        "invoice": invoice_id,
+        "quantity": item["quantity"],
+        "parent": { "type": "invoice_item_details", "invoice_item_details": { "invoice_item": item["id"] } },
+    });
+    if let Some(lines) = invoice["lines"]["data"].as_array_mut() {
+        lines.push(line);
+    }
+    invoice["lines"]["total_count"] =
+        json!(invoice["lines"]["data"].as_array().map_or(0, Vec::len));
+    let total = invoice["total"].as_i64().unwrap_or(0) + amount;
+    let due = total.max(0);
+    for field in ["subtotal", "total"] {
+        invoice[field] = json!(total);
+    }
+    for field in ["amount_due", "amount_remaining"] {
+        invoice[field] = json!(due);
+    }
+}
+
+fn invoice_get(world: &World, id: &str) -> Result<Value, Reply> {
+    world
+        .invoices
+        .get(id)
+        .cloned()
+        .ok_or_else(|| resource_missing("invoice", id, "invoice"))
+}
+
+/// A draft invoice. Like the API today, `auto_advance` defaults to false and the customer's
+/// pending invoice items are left out unless `pending_invoice_items_behavior=include`.
+fn invoice_create(world: &mut World, form: &Form) -> Answer {
+    let customer = form
+        .non_empty("customer")
+        .ok_or_else(|| missing_param("customer"))?
+        .to_string();
+    let auto_advance = stripe_bool(form, "auto_advance")?.unwrap_or(false);
+    let include = match form.get("pending_invoice_items_behavior") {
+        None | Some("exclude") => false,
+        Some("include") => true,
+        Some(other) => {
+            return Err(stripe_invalid(
+                Some("pending_invoice_items_behavior"),
+                None,
+                format!("Invalid pending_invoice_items_behavior: must be one of exclude or include (got {other})"),
+            ))
+        }
+    };
+    let currency = match form.get("currency") {
+        Some(_) => stripe_currency(form)?,
+        None => "usd".to_string(),
+    };
+    let id = stripe_id("in");
+    let invoice = json!({
+        "id": id,
+        "object": "invoice",
+        "amount_due": 0,
+        "amount_paid": 0,
+        "amount_remaining": 0,
+        "attempt_count": 0,
+        "auto_advance": auto_advance,
+        "collection_method": form.get("collection_method").unwrap_or("charge_automatically"),
+        "created": unix_now(),
+        "currency": currency,
+        "customer": customer,
+        "description": form.non_empty("description"),
+        "hosted_invoice_url": null,
+        "lines": { "object": "list", "data": [], "has_more": false, "total_count": 0, "url": format!("/v1/invoices/{id}/lines") },
+        "livemode": false,
+        "metadata": form.metadata(),
+        "number": null,
+        "status": "draft",
+        "status_transitions": { "finalized_at": null, "paid_at": null, "voided_at": null },
+        "subtotal": 0,
+        "total": 0,
+    });
+    world.invoices.insert(id.clone(), invoice);
+    if include {
+        let mut pending: Vec<Value> = world
+            .invoice_items
+            .values()
+            .filter(|item| item["customer"] == customer.as_str() && item["invoice"].is_null())
+            .cloned()
+            .collect();
+        pending.sort_by_key(|item| item["date"].as_i64().unwrap_or(0));
+        for mut item in pending {
+            item["invoice"] = json!(id);
+            add_invoice_line(world, &id, &item);
+            if let Some(item_id) = item["id"].as_str() {
+                world
+                    .invoice_items
+                    .insert(item_id.to_string(), item.clone());
+            }
+        }
+    }
+    invoice_get(world, &id).map(Reply::ok)
+}
+
+fn invoice_state_error(invoice: &Value, action: &str) -> Reply {
+    stripe_invalid(
+        None,
+        Some("invoice_unexpected_state"),
+        format!(
+            "You can only {action} this invoice if it is {}; it is {}.",
+            if action == "finalize" {
+                "a draft"
+            } else {
+                "open"
+            },
+            invoice["status"].as_str().unwrap_or_default()
+        ),
+    )
+}
+
+/// Finalizing a draft opens it; an invoice with nothing due is paid at once.
+fn invoice_finalize(world: &mut World, id: &str) -> Answer {
+    let mut invoice = invoice_get(world, id)?;
+    if invoice["status"] != "draft" {
+        return Err(invoice_state_error(&invoice, "finalize"));
+    }
+    let now = unix_now();
+    invoice["number"] = json!(format!("SIM-{:04}", world.invoices.len()));
+    invoice["status_transitions"]["finalized_at"] = json!(now);
+    invoice["hosted_invoice_url"] =
+        json!(format!("https://invoice.stripe.com/i/sim_{}", alnum(16)));
+    if invoice["amount_due"].as_i64().unwrap_or(0) == 0 {
+        invoice["status"] = json!("paid");
+        invoice["auto_advance"] = json!(false);
+        invoice["status_transitions"]["paid_at"] = json!(now);
+    } else {
+        invoice["status"] = json!("open");
+    }
+    world.invoices.insert(id.to_string(), invoice.clone());
+    Ok(Reply::ok(invoice))
+}
+
+/// Paying an open invoice charges its amount remaining (a draft is finalized first).
+fn invoice_pay(world: &mut World, id: &str) -> Answer {
+    let invoice = invoice_get(world, id)?;
+    match invoice["status"].as_str() {
+        Some("draft") => {
+            invoice_finalize(world, id)?;
+        }
+        Some("open") => {}
+        _ => return Err(invoice_state_error(&invoice, "pay")),
+    }
+    let mut invoice = invoice_get(world, id)?;
+    if invoice["status"] == "open" {
+        let due = invoice["amount_remaining"].as_i64().unwrap_or(0);
+        invoice["amount_paid"] = json!(due);
+        invoice["amount_remaining"] = json!(0);
+        invoice["attempt_count"] = json!(1);
+        invoice["auto_advance"] = json!(false);
+        invoice["status"] = json!("paid");
+        invoice["status_transitions"]["paid_at"] = json!(unix_now());
+        world.invoices.insert(id.to_string(), invoice.clone());
+    }
+    Ok(Reply::ok(invoice))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Twilio
 // ---------------------------------------------------------------------------------------------
@@ -1438,6 +1767,11 @@ fn twilio_route(world: &mut World, call: &Call) -> Answer {
             Ok(Reply::ok(twilio_account()))
         }
         ("POST", ["2010-04-01", "Accounts", _, "Messages.json"]) => message_create(world, &form),
+        ("POST", ["2010-04-01", "Accounts", _, "Calls.json"]) => call_create(world, &form),
+        ("GET", ["2010-04-01", "Accounts", _, "Calls", file]) => {
+            let sid = file.strip_suffix(".json").unwrap_or(file);
+            call_fetch(world, sid).ok_or_else(|| twilio_not_found(call.path))
+        }
         ("GET", ["2010-04-01", "Accounts", _, "Messages", file]) => {
             let sid = file.strip_suffix(".json").unwrap_or(file);
             message_fetch(world, sid).ok_or_else(|| twilio_not_found(call.path))
@@ -1532,6 +1866,82 @@ fn message_create(world: &mut World, form: &Form) -> Answer {
     let reply = Reply::new(StatusCode::CREATED, json.clone());
     world.messages.insert(sid, Message { json, segments });
     Ok(reply)
+}
+
+/// An outbound call: queued, with no price until it has ended.
+fn call_create(world: &mut World, form: &Form) -> Answer {
+    let to = form
+        .non_empty("To")
+        .ok_or_else(|| twilio_error(400, 21201, "No 'To' number is specified"))?;
+    let from = form
+        .non_empty("From")
+        .ok_or_else(|| twilio_error(400, 21213, "No 'From' number is specified"))?;
+    if ["Url", "Twiml", "ApplicationSid"]
+        .iter()
+        .all(|k| form.non_empty(k).is_none())
+    {
+        return Err(twilio_error(
+            400,
+            21205,
+            "Either Url, Twiml or ApplicationSid is required",
+        ));
+    }
+    if !is_phone_address(to) && !to.starts_with("client:") {
+        let message = format!("The phone number you are attempting to call, {to}, is not valid.");
+        return Err(twilio_error(400, 13223, &message));
+    }
+    let sid = format!("CA{}", hex(32));
+    let base = format!("/2010-04-01/Accounts/{SIM_TWILIO_SID}/Calls/{sid}");
+    let now = rfc2822_now();
+    let json = json!({
+        "account_sid": SIM_TWILIO_SID,
+        "annotation": null,
+        "answered_by": null,
+        "api_version": "2010-04-01",
+        "caller_name": null,
+        "date_created": now,
+        "date_updated": now,
+        "direction": "outbound-api",
+        "duration": null,
+        "end_time": null,
+        "forwarded_from": null,
+        "from": from,
+        "from_formatted": from,
+        "group_sid": null,
+        "parent_call_sid": null,
+        "phone_number_sid": null,
+        "price": null,
+        "price_unit": "USD",
+        "queue_time": "0",
+        "sid": sid,
+        "start_time": null,
+        "status": "queued",
+        "subresource_uris": {
+            "notifications": format!("{base}/Notifications.json"),
+            "recordings": format!("{base}/Recordings.json"),
+        },
+        "to": to,
+        "to_formatted": to,
+        "trunk_sid": null,
+        "uri": format!("{base}.json"),
+    });
+    world.calls.insert(sid, json.clone());
+    Ok(Reply::new(StatusCode::CREATED, json))
+}
+
+/// The call, ended after one minute and priced from the first fetch on.
+fn call_fetch(world: &mut World, sid: &str) -> Option<Reply> {
+    let call = world.calls.get_mut(sid)?;
+    if call["status"] != "completed" {
+        let now = rfc2822_now();
+        call["status"] = json!("completed");
+        call["duration"] = json!("60");
+        call["price"] = json!(format!("-0.{TWILIO_PRICE_PER_CALL_MINUTE:05}"));
+        call["start_time"] = json!(now);
+        call["end_time"] = json!(now);
+        call["date_updated"] = json!(now);
+    }
+    Some(Reply::ok(call.clone()))
 }
 
 /// The message, delivered and priced from the first fetch on.
@@ -1638,6 +2048,12 @@ fn resend_route(world: &mut World, call: &Call) -> Reply {
     let answer = match (call.method.as_str(), call.segments().as_slice()) {
         ("POST", ["emails"]) => send_email(world, call.body),
         ("POST", ["emails", "batch"]) => send_batch(world, call),
+        ("POST", ["broadcasts"]) => broadcast_create(world, call.body),
+        ("GET", ["broadcasts", id]) => world
+            .broadcasts
+            .get(*id)
+            .map(|broadcast| Reply::ok(broadcast.clone()))
+            .ok_or_else(|| resend_error(404, "not_found", "Broadcast not found")),
         ("GET", ["emails", id]) => world
             .emails
             .get(*id)
@@ -1706,6 +2122,65 @@ fn send_batch(world: &mut World, call: &Call) -> Answer {
         answer["errors"] = json!(errors);
     }
     Ok(Reply::ok(answer))
+}
+
+/// A broadcast to a segment: a draft, or queued (scheduled) when `send` is true. The answer,
+/// like Resend's, holds only the id.
+fn broadcast_create(world: &mut World, body: &[u8]) -> Answer {
+    let input = resend_json(body)?;
+    let Some(fields) = input.as_object() else {
+        return Err(resend_error(
+            422,
+            "validation_error",
+            "The body must be a JSON object.",
+        ));
+    };
+    let text = |field: &str| {
+        fields
+            .get(field)
+            .and_then(Value::as_str)
+            .filter(|value| !value.trim().is_empty())
+    };
+    let segment = text("segment_id").or_else(|| text("audience_id"));
+    for (field, value) in [
+        ("segment_id", segment),
+        ("from", text("from")),
+        ("subject", text("subject")),
+    ] {
+        if value.is_none() {
+            return Err(resend_error(
+                422,
+                "missing_required_field",
+                format!("Missing `{field}` field."),
+            ));
+        }
+    }
+    let send = fields.get("send").and_then(Value::as_bool).unwrap_or(false);
+    let scheduled_at = fields.get("scheduled_at").cloned().unwrap_or(Value::Null);
+    let status = match (send, scheduled_at.is_null()) {
+        (false, _) => "draft",
+        (true, true) => "queued",
+        (true, false) => "scheduled",
+    };
+    let id = uuid();
+    let broadcast = json!({
+        "object": "broadcast",
+        "id": id,
+        "name": fields.get("name").cloned().unwrap_or(Value::Null),
+        "segment_id": segment,
+        "from": text("from"),
+        "subject": text("subject"),
+        "reply_to": fields.get("reply_to").cloned().unwrap_or(Value::Null),
+        "preview_text": fields.get("preview_text").cloned().unwrap_or(Value::Null),
+        "html": fields.get("html").cloned().unwrap_or(Value::Null),
+        "text": fields.get("text").cloned().unwrap_or(Value::Null),
+        "status": status,
+        "created_at": now().format(&Rfc3339).unwrap_or_default(),
+        "scheduled_at": scheduled_at,
+        "sent_at": null,
+    });
+    world.broadcasts.insert(id.clone(), broadcast);
+    Ok(Reply::ok(json!({ "id": id })))
 }
 
 /// Validates one email and returns it as GET /emails/{id} will show it (without id yet).

@@ -472,6 +472,266 @@ async fn charges_and_refunds() {
 }
 
 #[tokio::test]
+async fn topups_and_lists() {
+    let sim = start().await;
+    let (status, tu) = json_of(
+        sim.stripe(M::POST, "/v1/topups")
+            .form(&[("amount", "6000"), ("currency", "usd")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{tu}");
+    assert_eq!(
+        (
+            tu["object"].as_str(),
+            tu["status"].as_str(),
+            tu["amount"].as_i64()
+        ),
+        (Some("topup"), Some("pending"), Some(6000))
+    );
+    assert!(tu["id"].as_str().unwrap().starts_with("tu_"));
+    let (status, got) = json_of(
+        sim.stripe(
+            M::GET,
+            &format!("/v1/topups/{}", tu["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &got), (200, &tu));
+    let (status, err) = json_of(
+        sim.stripe(M::POST, "/v1/topups")
+            .form(&[("currency", "usd")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("amount"))
+    );
+
+    for amount in ["1000", "2000", "3000"] {
+        sim.stripe(M::POST, "/v1/payment_intents")
+            .form(&[("amount", amount), ("currency", "usd")])
+            .send()
+            .await
+            .unwrap();
+    }
+    let (status, list) = json_of(
+        sim.stripe(M::GET, "/v1/payment_intents?limit=2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (list["object"].as_str(), list["has_more"].as_bool()),
+        (Some("list"), Some(true))
+    );
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    assert_eq!(list["data"][0]["object"], "payment_intent");
+}
+
+#[tokio::test]
+async fn invoice_lifecycle() {
+    let sim = start().await;
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        sim.stripe(M::POST, path).form(&form).send()
+    };
+    // A pending item is left out of a new invoice unless asked for.
+    let (_, pending) = json_of(
+        post(
+            "/v1/invoiceitems",
+            &[
+                ("customer", "cus_1"),
+                ("unit_amount", "250"),
+                ("quantity", "4"),
+                ("currency", "usd"),
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (
+            pending["object"].as_str(),
+            pending["amount"].as_i64(),
+            &pending["invoice"]
+        ),
+        (Some("invoiceitem"), Some(1000), &Value::Null)
+    );
+    let (status, inv) = json_of(
+        post("/v1/invoices", &[("customer", "cus_1")])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{inv}");
+    assert_eq!(
+        (
+            inv["status"].as_str(),
+            inv["auto_advance"].as_bool(),
+            inv["amount_due"].as_i64()
+        ),
+        (Some("draft"), Some(false), Some(0))
+    );
+    let (_, with_pending) = json_of(
+        post(
+            "/v1/invoices",
+            &[
+                ("customer", "cus_1"),
+                ("pending_invoice_items_behavior", "include"),
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(with_pending["amount_due"], 1000);
+    assert_eq!(with_pending["lines"]["total_count"], 1);
+
+    // An item put on the draft raises what is due; finalize opens it, pay collects it.
+    let id = inv["id"].as_str().unwrap();
+    let (status, item) = json_of(
+        post(
+            "/v1/invoiceitems",
+            &[
+                ("customer", "cus_1"),
+                ("invoice", id),
+                ("amount", "1500"),
+                ("currency", "usd"),
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!((status, item["invoice"].as_str()), (200, Some(id)));
+    let (_, got) = json_of(
+        sim.stripe(M::GET, &format!("/v1/invoices/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (got["amount_due"].as_i64(), got["total"].as_i64()),
+        (Some(1500), Some(1500))
+    );
+    let (status, err) = json_of(post(&format!("/v1/invoices/{id}/pay"), &[]).await.unwrap()).await;
+    assert_eq!(
+        (status, err["status"].as_str()),
+        (200, Some("paid")),
+        "a draft is finalized then paid"
+    );
+    assert_eq!(
+        (
+            err["amount_paid"].as_i64(),
+            err["amount_remaining"].as_i64()
+        ),
+        (Some(1500), Some(0))
+    );
+    let (status, err) = json_of(
+        post(&format!("/v1/invoices/{id}/finalize"), &[])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("invoice_unexpected_state"))
+    );
+    let (status, err) = json_of(
+        post(
+            "/v1/invoiceitems",
+            &[
+                ("customer", "cus_1"),
+                ("invoice", id),
+                ("amount", "1"),
+                ("currency", "usd"),
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("invoice_not_editable"))
+    );
+
+    // Finalize alone: open with its amount due; nothing due is paid at once.
+    let other = with_pending["id"].as_str().unwrap();
+    let (_, open) = json_of(
+        post(&format!("/v1/invoices/{other}/finalize"), &[])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (open["status"].as_str(), open["amount_remaining"].as_i64()),
+        (Some("open"), Some(1000))
+    );
+    let (_, empty) = json_of(
+        post(
+            "/v1/invoices",
+            &[("customer", "cus_2"), ("auto_advance", "true")],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(empty["auto_advance"], true);
+    let empty_id = empty["id"].as_str().unwrap();
+    let (_, paid) = json_of(
+        post(&format!("/v1/invoices/{empty_id}/finalize"), &[])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(paid["status"], "paid");
+
+    let (_, list) = json_of(sim.stripe(M::GET, "/v1/invoices").send().await.unwrap()).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 3);
+    let (status, err) = json_of(
+        post(
+            "/v1/invoiceitems",
+            &[("customer", "cus_1"), ("price", "price_x")],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("resource_missing"))
+    );
+    let (status, err) = json_of(
+        sim.stripe(M::GET, "/v1/invoices/in_nope")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("resource_missing"))
+    );
+}
+
+#[tokio::test]
 async fn idempotent_requests_replay_and_conflict() {
     let sim = start().await;
     let form = [
@@ -624,6 +884,125 @@ async fn twilio_message_is_priced_once_fetched() {
     )
     .await;
     assert_eq!((status, err["code"].as_i64()), (404, Some(20404)));
+}
+
+#[tokio::test]
+async fn twilio_call_is_priced_once_fetched() {
+    let sim = start().await;
+    let (status, call) = json_of(
+        sim.twilio(M::POST, "/Calls.json")
+            .form(&[
+                ("To", "+15551234567"),
+                ("From", "+15005550006"),
+                ("Url", "https://example.com/twiml"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{call}");
+    let sid = call["sid"].as_str().unwrap();
+    assert!(sid.starts_with("CA") && sid.len() == 34);
+    assert_eq!(
+        (call["status"].as_str(), &call["price"], &call["duration"]),
+        (Some("queued"), &Value::Null, &Value::Null)
+    );
+    let (status, got) = json_of(
+        sim.twilio(M::GET, &format!("/Calls/{sid}.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            got["status"].as_str(),
+            got["price"].as_str(),
+            got["duration"].as_str()
+        ),
+        (Some("completed"), Some("-0.01400"), Some("60"))
+    );
+    let (status, err) = json_of(
+        sim.twilio(M::POST, "/Calls.json")
+            .form(&[("To", "+15551234567"), ("From", "+15005550006")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, err["code"].as_i64()), (400, Some(21205)));
+    let (status, err) = json_of(
+        sim.twilio(M::POST, "/Calls.json")
+            .form(&[("From", "+15005550006"), ("Twiml", "<Response/>")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, err["code"].as_i64()), (400, Some(21201)));
+}
+
+#[tokio::test]
+async fn resend_broadcast_create() {
+    let sim = start().await;
+    let draft = json!({"segment_id": "78261eea-8f8b-4381-83c6-79fa7120f1cf", "from": "a@example.com", "subject": "June", "html": "<p>hi</p>"});
+    let (status, body) = json_of(
+        with_json(sim.resend(M::POST, "/broadcasts"), draft.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().unwrap();
+    assert_eq!(body, json!({ "id": id }));
+    let (_, got) = json_of(
+        sim.resend(M::GET, &format!("/broadcasts/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (got["object"].as_str(), got["status"].as_str()),
+        (Some("broadcast"), Some("draft"))
+    );
+    let mut sent = draft.clone();
+    sent["send"] = json!(true);
+    let (_, body) = json_of(
+        with_json(sim.resend(M::POST, "/broadcasts"), sent)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (_, got) = json_of(
+        sim.resend(
+            M::GET,
+            &format!("/broadcasts/{}", body["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(got["status"], "queued");
+    let (status, err) = json_of(
+        with_json(
+            sim.resend(M::POST, "/broadcasts"),
+            json!({"from": "a@example.com", "subject": "x"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["name"].as_str()),
+        (422, Some("missing_required_field"))
+    );
 }
 
 #[tokio::test]

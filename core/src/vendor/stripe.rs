@@ -455,7 +455,7 @@ fn first(v: &Value, keys: &[&str]) -> Option<i64> {
 /// the object's position completely).
 pub fn object_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Outcome> {
     let kind = v.get("object")?.as_str()?;
-    let id = v.get("id")?.as_str()?.to_string();
+    let mut id = v.get("id")?.as_str()?.to_string();
     let status = v.get("status").and_then(Value::as_str);
     let currency = v.get("currency").and_then(Value::as_str);
     // (state, amount the answer states for it, amount to remember for later calls)
@@ -550,6 +550,14 @@ pub fn object_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Out
             (state, minor, None)
         }
         "invoiceitem" => {
+            // An item is part of its invoice's money: its count is kept under the invoice's
+            // id, so finalizing or paying the invoice (priced from the invoice's amount due)
+            // counts only what the items have not, and the paid invoice settles them all.
+            // Never authoritative: the item alone does not state the invoice's position.
+            if let Some(invoice) = v.get("invoice").and_then(Value::as_str) {
+                id = invoice.to_string();
+            }
+            complete = false;
             let amount = v.get("amount").and_then(Value::as_i64).map(|a| a.max(0));
             (MoneyState::Pending, amount, None)
         }
