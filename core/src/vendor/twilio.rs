@@ -263,8 +263,9 @@ pub fn resource_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<O
         .get("price")
         .and_then(Value::as_str)
         .filter(|p| !p.is_empty());
-    let unit = v.get("price_unit").and_then(Value::as_str).unwrap_or("USD");
-    if let Some(p) = price {
+    // A price without its unit proves nothing: the estimate stands.
+    let unit = v.get("price_unit").and_then(Value::as_str);
+    if let (Some(p), Some(unit)) = (price, unit) {
         // Twilio's figure is the final word on the message, replacing the estimate.
         let cost = decimal_to_micros(pricing, p, unit)?;
         return Some(Outcome {
