@@ -444,6 +444,18 @@ fn amt(v: &Value, k: &str) -> Option<i64> {
     v.get(k).and_then(Value::as_i64).filter(|n| *n >= 0)
 }
 
+/// The positive figure `key` the answer states, else `or` (the whole amount) — a figure that
+/// is not the position itself, so the answer is then not complete.
+fn fallback(v: &Value, key: &str, or: Option<i64>, complete: &mut bool) -> Option<i64> {
+    match amt(v, key).filter(|n| *n > 0) {
+        Some(n) => Some(n),
+        None => {
+            *complete = false;
+            or
+        }
+    }
+}
+
 /// The first of `keys` that the answer states.
 fn first(v: &Value, keys: &[&str]) -> Option<i64> {
     keys.iter().find_map(|k| amt(v, k))
@@ -464,14 +476,15 @@ pub fn object_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Out
         "payment_intent" => {
             let amount = amt(v, "amount");
             let (state, minor) = match status {
-                // A succeeded intent that states 0 received proves nothing: fall back.
+                // A succeeded intent that states 0 received proves nothing: fall back (to a
+                // figure that is not the position, so not authoritative).
                 Some("succeeded") => (
                     MoneyState::Moved,
-                    amt(v, "amount_received").filter(|n| *n > 0).or(amount),
+                    fallback(v, "amount_received", amount, &mut complete),
                 ),
                 Some("requires_capture") => (
                     MoneyState::Committed,
-                    amt(v, "amount_capturable").filter(|n| *n > 0).or(amount),
+                    fallback(v, "amount_capturable", amount, &mut complete),
                 ),
                 Some("processing" | "requires_action") => (MoneyState::Pending, amount),
                 Some("requires_payment_method" | "requires_confirmation" | "canceled") => {
@@ -490,7 +503,7 @@ pub fn object_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Out
             let (state, minor) = match (status, captured) {
                 (Some("succeeded"), Some(true)) => (
                     MoneyState::Moved,
-                    amt(v, "amount_captured").filter(|n| *n > 0).or(amount),
+                    fallback(v, "amount_captured", amount, &mut complete),
                 ),
                 (Some("succeeded"), Some(false)) => (MoneyState::Committed, amount),
                 // Captured or not, both count; which one is unknown.
@@ -511,8 +524,9 @@ pub fn object_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Out
             (state, minor, None)
         }
         "transfer" => {
-            let left =
-                amt(v, "amount").map(|a| (a - amt(v, "amount_reversed").unwrap_or(0)).max(0));
+            let reversed = amt(v, "amount_reversed");
+            complete &= reversed.is_some();
+            let left = amt(v, "amount").map(|a| (a - reversed.unwrap_or(0)).max(0));
             (MoneyState::Moved, left, left)
         }
         "payout" | "topup" => {
@@ -572,7 +586,10 @@ pub fn object_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<Out
         "invoice" => {
             let due = first(v, &["amount_remaining", "amount_due", "total"]);
             let (state, minor) = match status {
-                Some("paid") => (MoneyState::Moved, first(v, &["amount_paid", "total"])),
+                Some("paid") => (
+                    MoneyState::Moved,
+                    fallback(v, "amount_paid", amt(v, "total"), &mut complete),
+                ),
                 Some("void" | "uncollectible") => (MoneyState::None, Some(0)),
                 // An open or draft invoice proves nothing either way: a finalize or pay
                 // answered with one stays counted at what was reserved, a read changes nothing.

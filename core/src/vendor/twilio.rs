@@ -278,7 +278,12 @@ pub fn resource_outcome(pricing: &Pricing, v: &Value, estimate: i64) -> Option<O
             }),
         });
     }
-    let canceled = status == "canceled";
+    // A canceled resource that states a price the gateway cannot read (another type, no
+    // unit) may have cost something: only a canceled answer without a price releases.
+    let unreadable_price = v
+        .get("price")
+        .is_some_and(|p| !p.is_null() && p.as_str() != Some(""));
+    let canceled = status == "canceled" && !unreadable_price;
     Some(Outcome {
         // No price yet: the estimate stands, pending, until a later read brings the price.
         state: if canceled {
