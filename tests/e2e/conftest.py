@@ -127,3 +127,29 @@ def seen(sim):
         return http("GET", f"{sim.url}/__sim/seen")[1]
 
     return get
+
+
+ANY_SID = "AC" + "1" * 32
+
+
+def stripe_client(gw, vault_key):
+    """stripe-python pointed at the gateway: only the key and the base address differ."""
+    import stripe
+
+    return stripe.StripeClient(vault_key, base_addresses={"api": gw.url + "/stripe"}, max_network_retries=0)
+
+
+def twilio_client(gw, vault_key):
+    """twilio-python with the vault key as auth token and any AC… SID."""
+    from twilio.rest import Client as TwilioClient
+
+    c = TwilioClient(ANY_SID, vault_key)
+    c.api.base_url = gw.url + "/twilio"
+    return c
+
+
+def use_resend(gw, vault_key):
+    import resend
+
+    resend.api_url = gw.url + "/resend"
+    resend.api_key = vault_key

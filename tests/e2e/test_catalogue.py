@@ -14,19 +14,14 @@ import pytest
 import resend
 import stripe
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client as TwilioClient
 
-from conftest import Gateway, http, start_gateway
+from conftest import ANY_SID, Gateway, http, start_gateway, stripe_client, twilio_client, use_resend
 
-ANY_SID = "AC" + "1" * 32
 # The gateway's default voice pricing (config.rs): a call without TimeLimit is priced as the
 # longest call Twilio allows by default (4 hours) at the flat per-minute rate.
 CALL_MAX_MINUTES = 240
 CALL_MINUTE_USD = Decimal("0.14")
 
-
-def stripe_client(gw, vault_key):
-    return stripe.StripeClient(vault_key, base_addresses={"api": gw.url + "/stripe"}, max_network_retries=0)
 
 
 @pytest.fixture
@@ -38,15 +33,6 @@ def stripe_module(gateway, monkeypatch):
     return stripe
 
 
-def twilio_client(gw, vault_key):
-    c = TwilioClient(ANY_SID, vault_key)
-    c.api.base_url = gw.url + "/twilio"
-    return c
-
-
-def use_resend(gw, vault_key):
-    resend.api_url = gw.url + "/resend"
-    resend.api_key = vault_key
 
 
 def stripe_code(err):

@@ -10,26 +10,12 @@ import pytest
 import resend
 import stripe
 from twilio.base.exceptions import TwilioRestException
-from twilio.rest import Client as TwilioClient
 
-from conftest import ADMIN_TOKEN, SIM_CREDS, Gateway, http, start_gateway
-
-ANY_SID = "AC" + "1" * 32
+from conftest import ADMIN_TOKEN, SIM_CREDS, Gateway, http, start_gateway, stripe_client, twilio_client, use_resend
 
 
-def stripe_client(gw, vault_key):
-    return stripe.StripeClient(vault_key, base_addresses={"api": gw.url + "/stripe"}, max_network_retries=0)
 
 
-def twilio_client(gw, vault_key):
-    c = TwilioClient(ANY_SID, vault_key)
-    c.api.base_url = gw.url + "/twilio"
-    return c
-
-
-def use_resend(gw, vault_key):
-    resend.api_url = gw.url + "/resend"
-    resend.api_key = vault_key
 
 
 def no_vault_key_upstream(seen):
