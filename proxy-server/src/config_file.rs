@@ -307,4 +307,72 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn catalogue_overrides_and_twilio_tables() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            [pricing]
+            twilio_call_max_minutes = 60
+            [pricing.twilio_call_minute_usd_by_prefix]
+            "44" = "0.20"
+            [pricing.twilio_number_monthly_usd]
+            "44:mobile" = "1.50"
+            [[pricing.override]]
+            vendor = "stripe"
+            operation = "POST /v1/widgets/{id}/buy"
+            price_usd = "2.50"
+            [[pricing.override]]
+            vendor = "resend"
+            operation = "get /widgets"
+            free = true
+            "#,
+        )
+        .unwrap();
+        let c = f.to_config("t.toml", &|_| None).unwrap();
+        assert_eq!(c.pricing.twilio_call_max_minutes, 60);
+        assert_eq!(c.pricing.twilio_call_minute_by_prefix["44"], 200_000);
+        assert_eq!(
+            c.pricing.twilio_number_monthly_micros["44:mobile"],
+            1_500_000
+        );
+        // Merged over the defaults.
+        assert_eq!(c.pricing.twilio_number_monthly_micros["1:local"], 1_500_000);
+        let o = &c.pricing.overrides;
+        assert_eq!(
+            (o[0].vendor, o[0].micros),
+            (Vendor::Stripe, Some(2_500_000))
+        );
+        assert!(o[0].matches("/v1/widgets/w_1/buy") && !o[0].matches("/v1/widgets/w_1"));
+        assert_eq!((o[1].method.as_str(), o[1].micros), ("GET", None));
+        for (bad, needle) in [
+            (
+                "vendor = \"stripe\"\noperation = \"POST /v1/x\"\nfree = true\nprice_usd = \"1\"",
+                "exactly one",
+            ),
+            (
+                "vendor = \"stripe\"\noperation = \"POST /v1/x\"",
+                "exactly one",
+            ),
+            (
+                "vendor = \"paypal\"\noperation = \"POST /v1/x\"\nfree = true",
+                "vendor",
+            ),
+            (
+                "vendor = \"stripe\"\noperation = \"/v1/x\"\nfree = true",
+                "METHOD /path",
+            ),
+        ] {
+            let f: FileConfig = toml::from_str(&format!("[[pricing.override]]\n{bad}")).unwrap();
+            let e = f.to_config("t.toml", &|_| None).unwrap_err().to_string();
+            assert!(
+                e.contains("pricing.override[0]") && e.contains(needle),
+                "{e}"
+            );
+        }
+        let f: FileConfig =
+            toml::from_str("[pricing.twilio_number_monthly_usd]\n\"44:landline\" = \"1\"").unwrap();
+        let e = f.to_config("t.toml", &|_| None).unwrap_err().to_string();
+        assert!(e.contains("44:landline"), "{e}");
+    }
 }

@@ -78,7 +78,13 @@ pub fn price(pricing: &Pricing, vendor: Vendor, req: &RequestView<'_>) -> Result
                 op.reason
             )))
         }
-        Class::Credential => unreachable!("credentials are refused above"),
+        // Returned above already; kept exhaustive so a new class must be placed here.
+        Class::Credential => {
+            return Err(Error::Credential {
+                operation: op.name(),
+                why: op.reason.clone(),
+            })
+        }
     };
     Ok(Priced {
         estimate,
