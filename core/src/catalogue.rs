@@ -109,7 +109,17 @@ impl Template {
             return false;
         };
         let segs: Vec<&str> = rest.split('/').collect();
-        segs.len() == self.segs.len() && self.segs.iter().zip(&segs).all(|(p, s)| p.matches(s))
+        self.matches_segments(&segs)
+    }
+
+    /// Match a path already split into its segments.
+    fn matches_segments(&self, segs: &[&str]) -> bool {
+        segs.len() == self.segs.len() && self.segs.iter().zip(segs).all(|(p, s)| p.matches(s))
+    }
+
+    /// Per-segment specificity, compared lexicographically: the more literal template wins.
+    fn specificity(&self) -> Vec<u8> {
+        self.segs.iter().map(Seg::specificity).collect()
     }
 }
 
@@ -124,7 +134,7 @@ pub struct Operation {
     pub reason: String,
     /// Set on a format variant made from a `.json` operation (its template).
     pub variant_of: Option<String>,
-    segs: Vec<Seg>,
+    parsed: Template,
 }
 
 impl Operation {
@@ -180,8 +190,8 @@ pub struct Catalogue {
     pub vendor: Vendor,
     pub operations: Vec<Operation>,
     pub other_hosts: Vec<HostRule>,
-    /// (method, segment count) → operation indexes, most specific first.
-    index: HashMap<(String, usize), Vec<usize>>,
+    /// (method's place in `METHODS`, segment count) → operation indexes, most specific first.
+    index: HashMap<(usize, usize), Vec<usize>>,
 }
 
 const METHODS: [&str; 5] = ["GET", "POST", "DELETE", "PUT", "PATCH"];
@@ -237,14 +247,7 @@ impl Catalogue {
             if !METHODS.contains(method) {
                 return Err(err(format!("unknown method {method}")));
             }
-            if !template.starts_with('/') {
-                return Err(err(format!("path {template} must start with /")));
-            }
-            let segs = template[1..]
-                .split('/')
-                .map(Seg::parse)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
+            let parsed = Template::parse(template).map_err(err)?;
             let class = class_of(class)?;
             let key = format!("{method} {}", shape_of(template));
             if let Some(prev) = seen.insert(key.clone(), line_no) {
@@ -256,7 +259,7 @@ impl Catalogue {
                 class,
                 reason,
                 variant_of: None,
-                segs,
+                parsed,
             });
         }
         if vendor == Vendor::Twilio {
@@ -269,7 +272,7 @@ impl Catalogue {
                         .into_iter()
                         .map(move |template| format_variant(op, template))
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             for v in variants {
                 let key = format!("{} {}", v.method, v.shape());
                 if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(key) {
@@ -278,20 +281,16 @@ impl Catalogue {
                 }
             }
         }
-        let mut index: HashMap<(String, usize), Vec<usize>> = HashMap::new();
+        let mut index: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
         for (i, op) in operations.iter().enumerate() {
+            let method = METHODS.iter().position(|m| *m == op.method).unwrap_or(0);
             index
-                .entry((op.method.clone(), op.segs.len()))
+                .entry((method, op.parsed.segs.len()))
                 .or_default()
                 .push(i);
         }
         for list in index.values_mut() {
-            list.sort_by(|a, b| {
-                let key = |i: &usize| -> Vec<u8> {
-                    operations[*i].segs.iter().map(Seg::specificity).collect()
-                };
-                key(b).cmp(&key(a))
-            });
+            list.sort_by_cached_key(|i| std::cmp::Reverse(operations[*i].parsed.specificity()));
         }
         Ok(Catalogue {
             vendor,
@@ -303,12 +302,13 @@ impl Catalogue {
 
     /// The operation a canonical request path is, if the catalogue has it.
     pub fn find(&self, method: &str, path: &str) -> Option<&Operation> {
+        let method = METHODS.iter().position(|m| *m == method)?;
         let segs: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
         self.index
-            .get(&(method.to_string(), segs.len()))?
+            .get(&(method, segs.len()))?
             .iter()
             .map(|i| &self.operations[*i])
-            .find(|op| op.segs.iter().zip(&segs).all(|(p, s)| p.matches(s)))
+            .find(|op| op.parsed.matches_segments(&segs))
     }
 
     /// Why a request that is in no catalogue line is refused.
@@ -344,7 +344,7 @@ impl Catalogue {
     }
 }
 
-fn format_variant(op: &Operation, template: String) -> Operation {
+fn format_variant(op: &Operation, template: String) -> Result<Operation, String> {
     let (class, reason) = match &op.class {
         Class::Priced(_) => (
             Class::Refused,
@@ -355,18 +355,14 @@ fn format_variant(op: &Operation, template: String) -> Operation {
         ),
         c => (c.clone(), op.reason.clone()),
     };
-    let segs = template[1..]
-        .split('/')
-        .map(|s| Seg::parse(s).expect("a variant of a parsed template parses"))
-        .collect();
-    Operation {
+    Ok(Operation {
         method: op.method.clone(),
+        parsed: Template::parse(&template)?,
         template,
         class,
         reason,
         variant_of: Some(op.template.clone()),
-        segs,
-    }
+    })
 }
 
 /// The catalogue files compiled into this build.
