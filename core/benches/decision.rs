@@ -89,14 +89,14 @@ fn decisions(c: &mut Criterion) {
             ))
             .unwrap();
             assert!(allow.allows("POST", &path));
-            let view = vendorgate::vendor::RequestView {
+            let view = vendorgate::cost::RequestView {
                 method: "POST",
                 path: &path,
                 query: None,
                 content_type: Some("application/x-www-form-urlencoded"),
                 body: b"amount=10000&currency=usd&confirm=true&payment_method=pm_card_visa",
             };
-            Vendor::Stripe.model().estimate(&pricing, &view)
+            vendorgate::cost::estimate(&pricing, Vendor::Stripe, &view)
         })
     });
     g.finish();

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::vendor::Vendor;
+use crate::vendors::Vendor;
 
 /// What the gateway does with an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]

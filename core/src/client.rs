@@ -12,7 +12,7 @@ use crate::gateway::{Gateway, KeyStatus, ProxyRequest};
 use crate::keys::KeySpec;
 use crate::money::{format_usd, parse_usd};
 use crate::store::AuditQuery;
-use crate::vendor::Vendor;
+use crate::vendors::Vendor;
 
 /// The account SID the bindings put in Twilio Basic auth: any `AC…` works, the gateway
 /// swaps in the real one.
@@ -275,7 +275,7 @@ fn path_part(key: &str) -> Result<String> {
 fn array(v: Value) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a),
-        other => Err(Error::Refused {
+        other => Err(Error::Remote {
             reason: "upstream_error",
             status: 502,
             message: format!("the server answered with {other} instead of a list"),
@@ -485,7 +485,7 @@ impl Remote {
 }
 
 fn unreachable_server(base: &str, e: &reqwest::Error) -> Error {
-    Error::Refused {
+    Error::Remote {
         reason: "upstream_error",
         status: 502,
         message: format!(

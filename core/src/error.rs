@@ -1,7 +1,8 @@
 //! The one error type of the core. Every refusal a request can meet is a variant here, so the
 //! edges (proxy server, Python, Node) map one enum to HTTP statuses and language exceptions.
 
-use crate::vendor::Vendor;
+use crate::ledger::CapWindow;
+use crate::vendors::Vendor;
 
 /// Why a vault key was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,7 @@ pub enum Error {
 
     /// A refusal reported by a remote gateway (connect mode), carried by its reason code.
     #[error("{message}")]
-    Refused {
+    Remote {
         reason: &'static str,
         status: u16,
         message: String,
@@ -130,22 +131,6 @@ fn auth_message(f: AuthFailure) -> &'static str {
         }
         AuthFailure::KeyRevoked => "this vault key was revoked: issue a new key for the run",
         AuthFailure::KeyExpired => "this vault key has expired: issue a new key for the run",
-    }
-}
-
-/// Which cap a refused reservation would have crossed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CapWindow {
-    Run,
-    Daily,
-}
-
-impl std::fmt::Display for CapWindow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CapWindow::Run => "max_usd (whole run)",
-            CapWindow::Daily => "daily_usd_cap (UTC day)",
-        })
     }
 }
 
@@ -205,7 +190,7 @@ impl Error {
                 _ => 502,
             },
             Error::NotFound(_) => 404,
-            Error::Refused { status, .. } => *status,
+            Error::Remote { status, .. } => *status,
         }
     }
 
@@ -228,13 +213,13 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::Config(_) => "config_error",
             Error::NotFound(_) => "not_found",
-            Error::Refused { reason, .. } => reason,
+            Error::Remote { reason, .. } => reason,
         }
     }
 
     /// Machine-readable details: the reason, the message and, for a spend cap, the figures.
     pub fn details(&self) -> serde_json::Value {
-        if let Error::Refused { details, .. } = self {
+        if let Error::Remote { details, .. } = self {
             return details.clone();
         }
         let mut d = serde_json::json!({"reason": self.reason(), "message": self.to_string()});
@@ -277,7 +262,7 @@ impl Error {
                 message,
             },
             "not_found" => Error::NotFound(message),
-            _ => Error::Refused {
+            _ => Error::Remote {
                 reason: REASONS
                     .iter()
                     .find(|r| **r == reason)

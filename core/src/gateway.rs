@@ -12,22 +12,24 @@ use sha2::{Digest, Sha256};
 
 use crate::allowlist::{canonical_method, canonicalize_path, METHOD_OVERRIDE_HEADERS};
 use crate::audit::{format_time_ms, AuditRow};
+use crate::caches::{KeyCache, RecentlyCapped, TotalsCache};
 use crate::config::Config;
+use crate::cost::currency::minor_to_micros;
+use crate::cost::{Estimate, RequestView, ResponseView};
 use crate::credentials::{authorization_for, redact_secret, rewrite_twilio_path, vault_key_from};
-use crate::currency::minor_to_micros;
 use crate::error::{AuthFailure, Error, Result, StoreError};
-use crate::forward;
-use crate::key_cache::{KeyCache, RecentlyCapped, TotalsCache};
 use crate::keys::{
     hash_vault_key, new_key_id, new_vault_key, IssuedKey, KeyRecord, KeySpec, Policy,
 };
+use crate::ledger::{self, MoneyState};
 use crate::metrics::Metrics;
 use crate::money::format_usd;
 use crate::store::{
     AuditQuery, Finish, KeyFilter, Reconcile, ReserveOutcome, ReserveRequest, Settle, SqliteStore,
     Store, Usage,
 };
-use crate::vendor::{Estimate, MoneyState, RequestView, ResponseView, Vendor};
+use crate::upstream;
+use crate::vendors::Vendor;
 
 /// Milliseconds since the Unix epoch. Injectable so expiry and day roll-over can be tested.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -159,14 +161,7 @@ fn vendor_slot(v: Vendor) -> usize {
 
 /// Room left under the tighter of the key's caps (0 for a key with no cap).
 fn remaining(policy: &Policy, usage: &Usage) -> i64 {
-    let run = policy.max_usd.map(|c| c - usage.total);
-    let day = policy.daily_usd_cap.map(|c| c - usage.today);
-    match (run, day) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => 0,
-    }
-    .max(0)
+    ledger::remaining(policy.caps(), usage.total, usage.today)
 }
 
 struct Inner {
@@ -195,7 +190,7 @@ impl Gateway {
 
     pub fn with_clock(config: Config, store: Arc<dyn Store>, clock: Clock) -> Result<Self> {
         config.validate()?;
-        let http = forward::build_client(&config);
+        let http = upstream::build_client(&config);
         let slots = config.max_upstream_requests;
         Ok(Gateway {
             inner: Arc::new(Inner {
@@ -218,7 +213,7 @@ impl Gateway {
     pub fn with_own_connections(&self) -> Self {
         Gateway {
             inner: self.inner.clone(),
-            http: forward::build_client(&self.inner.config),
+            http: upstream::build_client(&self.inner.config),
         }
     }
 
@@ -655,7 +650,7 @@ impl Gateway {
         };
         let model = vendor.model();
         // price: the catalogue's class (or an operator override), then the cost model
-        let priced = crate::vendor::price::price(&cfg.pricing, vendor, &view)?;
+        let priced = crate::cost::price(&cfg.pricing, vendor, &view)?;
         if let Some(note) = priced.note {
             audit.message = Some(note);
         }
@@ -772,7 +767,7 @@ impl Gateway {
             url.push('?');
             url.push_str(q);
         }
-        let mut headers = forward::forwardable_request_headers(&req.headers);
+        let mut headers = upstream::forwardable_request_headers(&req.headers);
         headers.insert(http::header::AUTHORIZATION, authorization_for(creds));
         let http_method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| Error::BadRequest(format!("method {method} is not valid")))?;
@@ -790,7 +785,7 @@ impl Gateway {
                 ),
             });
         };
-        let answer = match forward::send(
+        let answer = match upstream::send(
             &self.http,
             http_method,
             &url,
@@ -814,7 +809,7 @@ impl Gateway {
         };
         audit.upstream_status = Some(answer.status);
         audit.upstream_latency_us = Some(answer.latency.as_micros() as i64);
-        audit.vendor_request_id = forward::vendor_request_id(&answer.headers);
+        audit.vendor_request_id = upstream::vendor_request_id(&answer.headers);
 
         // settle
         let outcome = model.settle(
@@ -861,7 +856,7 @@ impl Gateway {
         audit.decision = "forwarded".into();
         audit.status = answer.status;
 
-        let mut headers = forward::passable_response_headers(&answer.headers);
+        let mut headers = upstream::passable_response_headers(&answer.headers);
         insert_usd(&mut headers, "vendorgate-cost-usd", audit.cost_micros);
         let resp = ProxyResponse {
             status: answer.status,

@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::allowlist::Allowlist;
 use crate::error::{Error, Result};
+use crate::ledger::Caps;
 use crate::money::{format_usd, MAX_USD_MICROS};
-use crate::vendor::Vendor;
+use crate::vendors::Vendor;
 
 pub const VAULT_KEY_PREFIX: &str = "vk_";
 
@@ -61,6 +62,13 @@ pub struct Policy {
 }
 
 impl Policy {
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_usd: self.max_usd,
+            daily_usd_cap: self.daily_usd_cap,
+        }
+    }
+
     pub fn allowlist(&self) -> Result<Allowlist> {
         Allowlist::parse(&self.allowed_endpoints)
     }

@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
 use crate::error::Error;
-use crate::vendor::Vendor;
+use crate::vendors::Vendor;
 
 /// Status, headers and body of a refusal.
 pub fn render(vendor: Option<Vendor>, err: &Error) -> (u16, HeaderMap, Bytes) {

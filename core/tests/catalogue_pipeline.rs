@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use vendorgate::config::twilio_credentials;
-use vendorgate::vendor::price::PriceOverride;
+use vendorgate::cost::PriceOverride;
 use vendorgate::{
     AuditQuery, Config, Credentials, Gateway, KeySpec, ProxyRequest, Secret, SqliteStore, Vendor,
 };

@@ -333,7 +333,7 @@ proptest! {
     /// than the total requires; appending never lowers the count.
     #[test]
     fn segment_counter_is_consistent(body in "[a-z{€😀é ]{0,400}", extra in "[a-z€]{1,5}") {
-        use vendorgate::vendor::twilio::count_segments;
+        use vendorgate::cost::twilio::count_segments;
         let s = count_segments(&body);
         let units: u32 = if s.ucs2 {
             body.chars().map(|c| c.len_utf16() as u32).sum()

@@ -248,7 +248,7 @@ async fn revocation_by_another_process_stops_money_at_once() {
         "a money call with a revoked key reached the vendor"
     );
 
-    tokio::time::sleep(vendorgate::key_cache::TTL + std::time::Duration::from_millis(50)).await;
+    tokio::time::sleep(vendorgate::caches::TTL + std::time::Duration::from_millis(50)).await;
     assert_revoked(a.process(req(&vk, "GET", &read, "")).await);
     assert_eq!(
         up.hits(),

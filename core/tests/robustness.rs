@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use vendorgate::allowlist::{canonicalize_path, Allowlist};
-use vendorgate::vendor::{Estimate, RequestView, ResponseView};
+use vendorgate::cost::{Estimate, RequestView, ResponseView};
 use vendorgate::{KeySpec, Pricing, Vendor};
 
 fn path_like() -> impl Strategy<Value = String> {
@@ -57,7 +57,7 @@ proptest! {
         ] {
             for b in [&body[..], text.as_bytes()] {
                 let req = RequestView { method: "POST", path, query: None, content_type: Some(ct), body: b };
-                if let Estimate::Priced { micros, .. } = vendor.model().estimate(&pricing, &req) {
+                if let Estimate::Priced { micros, .. } = vendorgate::cost::estimate(&pricing, vendor, &req) {
                     prop_assert!(micros >= 0);
                 }
                 let settled = vendor.model().settle(&pricing, &req, 100, &ResponseView { status: 200, body: b });

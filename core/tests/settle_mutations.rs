@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use vendorgate::vendor::{MoneyState, Outcome, RequestView, ResponseView};
+use vendorgate::cost::{Outcome, RequestView, ResponseView};
+use vendorgate::MoneyState;
 use vendorgate::{Pricing, Vendor};
 
 const STRIPE: &str = include_str!("data/answers/stripe.json");

@@ -1,8 +1,8 @@
 #![no_main]
 //! Segment counting and Twilio pricing never panic; at least one segment.
 use libfuzzer_sys::fuzz_target;
-use vendorgate::vendor::twilio::{count_segments, segment_rate};
-use vendorgate::vendor::RequestView;
+use vendorgate::cost::twilio::{count_segments, segment_rate};
+use vendorgate::cost::RequestView;
 use vendorgate::Pricing;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,5 +11,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = segment_rate(&Pricing::default(), s);
     }
     let req = RequestView { method: "POST", path: "/2010-04-01/Accounts/AC1/Messages.json", query: None, content_type: None, body: data };
-    let _ = vendorgate::Vendor::Twilio.model().estimate(&Pricing::default(), &req);
+    let _ = vendorgate::cost::estimate(&Pricing::default(), vendorgate::Vendor::Twilio, &req);
 });

@@ -247,9 +247,8 @@ impl FileConfig {
                         ))
                     }
                 };
-                let ov =
-                    vendorgate::vendor::price::PriceOverride::new(vendor, &o.operation, micros)
-                        .map_err(|e| cfg_err(&field, e))?;
+                let ov = vendorgate::cost::PriceOverride::new(vendor, &o.operation, micros)
+                    .map_err(|e| cfg_err(&field, e))?;
                 c.pricing.overrides.push(ov);
             }
             if let Some(fx) = &p.fx {

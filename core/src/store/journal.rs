@@ -245,7 +245,7 @@ fn insert_missing(conn: &Connection, name: &str, lines: &[Line]) -> Result<usize
     }
     let mut n = 0;
     for l in lines.iter().filter(|l| !present.contains(&l.r#ref)) {
-        super::sqlite::insert_audit(conn, &l.row, Some(&l.r#ref))?;
+        super::rows::insert_audit(conn, &l.row, Some(&l.r#ref))?;
         n += 1;
     }
     if n > 0 {

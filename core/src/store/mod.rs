@@ -8,11 +8,12 @@
 use serde::Serialize;
 
 use crate::audit::AuditRow;
-use crate::error::{CapWindow, StoreError};
+use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord};
-use crate::vendor::{MoneyState, Remembered};
+use crate::ledger::{CapWindow, Caps, MoneyState, Remembered};
 
 mod journal;
+mod rows;
 pub mod sqlite;
 mod writer;
 
@@ -33,6 +34,15 @@ pub struct ReserveRequest {
     pub idempotency: Option<(String, [u8; 32])>,
     pub max_usd: Option<i64>,
     pub daily_usd_cap: Option<i64>,
+}
+
+impl ReserveRequest {
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_usd: self.max_usd,
+            daily_usd_cap: self.daily_usd_cap,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,12 +11,13 @@ use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::journal::{self, Journal};
+use super::rows::{exec, insert_audit, one};
 use super::writer::Writer;
 use super::{AuditQuery, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest, Store, Usage};
 use crate::audit::AuditRow;
-use crate::error::{CapWindow, StoreError};
+use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord, Policy};
-use crate::vendor::{MoneyState, Remembered};
+use crate::ledger::{self, MoneyState, Remembered};
 
 /// WAL size (pages) past which the checkpoint thread rewinds it (about 16 MiB).
 const WAL_RESTART_FRAMES: i64 = 4_000;
@@ -348,22 +349,6 @@ fn build_key(row: KeyRow) -> Result<KeyRecord, StoreError> {
 const KEY_COLS: &str =
     "key_id, policy, run_id, metadata, created_at_ms, expires_at_ms, revoked_at_ms";
 
-/// Run a statement through the connection's statement cache: compiling SQL (and the
-/// triggers it fires) was the largest single cost of a write before this.
-fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute(params)
-}
-
-/// One row of a cached statement.
-fn one<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.prepare_cached(sql)?.query_row(params, f)
-}
-
 /// Counted µUSD for a key over its life and on `day`, from the running totals.
 fn counted_totals(conn: &Connection, key_id: &str, day: &str) -> rusqlite::Result<(i64, i64)> {
     conn.prepare_cached("SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(CASE WHEN day = ?2 THEN amount END), 0) FROM spend_totals WHERE key_id = ?1")?
@@ -532,28 +517,12 @@ fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreEr
     };
     let counted = (req.estimate - already).max(0);
     let (total, today) = counted_totals(tx, &req.key_id, &req.day)?;
-    // A key with no cap at all may move no money.
-    let run_cap = match (req.max_usd, req.daily_usd_cap) {
-        (None, None) => Some(0),
-        (m, _) => m,
-    };
-    if let Some(cap) = run_cap {
-        if total + counted > cap {
-            return Ok(Check::Final(ReserveOutcome::OverCap {
-                window: CapWindow::Run,
-                cap,
-                spent: total,
-            }));
-        }
-    }
-    if let Some(cap) = req.daily_usd_cap {
-        if today + counted > cap {
-            return Ok(Check::Final(ReserveOutcome::OverCap {
-                window: CapWindow::Daily,
-                cap,
-                spent: today,
-            }));
-        }
+    if let Err(over) = ledger::check_caps(req.caps(), total, today, counted) {
+        return Ok(Check::Final(ReserveOutcome::OverCap {
+            window: over.window,
+            cap: over.cap,
+            spent: over.spent,
+        }));
     }
     Ok(Check::Room {
         counted,
@@ -610,39 +579,6 @@ fn finish_on(tx: &Connection, f: &Finish) -> Result<(), StoreError> {
     if let Some(a) = &f.audit {
         insert_audit(tx, a, None)?;
     }
-    Ok(())
-}
-
-/// One audit row; `journal_ref` for a row that went through the journal.
-pub(super) fn insert_audit(
-    tx: &Connection,
-    a: &AuditRow,
-    journal_ref: Option<&str>,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message, journal_ref)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?
-    .execute(params![
-        a.time_ms,
-        a.key_id,
-        a.run_id,
-        a.vendor,
-        a.method,
-        a.endpoint,
-        a.decision,
-        a.status,
-        a.upstream_status,
-        a.estimate_micros,
-        a.cost_micros,
-        a.money_state,
-        a.latency_us,
-        a.upstream_latency_us,
-        a.idempotency_key,
-        a.vendor_request_id,
-        a.message,
-        journal_ref
-    ])?;
     Ok(())
 }
 

@@ -150,7 +150,7 @@ impl RecentlyCapped {
 mod tests {
     use super::*;
     use crate::keys::Policy;
-    use crate::vendor::Vendor;
+    use crate::vendors::Vendor;
 
     fn record(id: &str) -> KeyRecord {
         KeyRecord {

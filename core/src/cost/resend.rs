@@ -3,11 +3,12 @@
 
 use serde_json::Value;
 
-use super::{
-    classify_failure, CostModel, Estimate, MoneyState, ObjectFacts, Outcome, RequestView,
-    ResponseView, Vendor,
+use super::model::{
+    classify_failure, CostModel, Estimate, ObjectFacts, Outcome, RequestView, ResponseView,
 };
-use crate::config::Pricing;
+use super::prices::Pricing;
+use crate::ledger::MoneyState;
+use crate::vendors::Vendor;
 
 pub struct Resend;
 
@@ -170,7 +171,7 @@ mod tests {
         let p = Pricing::default();
         let one = r#"{"from":"a@x.dev","to":"b@x.dev","subject":"s"}"#;
         assert_eq!(
-            Resend.estimate(&p, &req("/emails", one)),
+            crate::cost::estimate(&p, Vendor::Resend, &req("/emails", one)),
             Estimate::Priced {
                 micros: 900,
                 object_id: None
@@ -178,7 +179,7 @@ mod tests {
         );
         let many = r#"{"from":"a@x.dev","to":["b@x.dev","c@x.dev"],"cc":"d@x.dev","bcc":["e@x.dev"],"subject":"s"}"#;
         assert_eq!(
-            Resend.estimate(&p, &req("/emails", many)),
+            crate::cost::estimate(&p, Vendor::Resend, &req("/emails", many)),
             Estimate::Priced {
                 micros: 4 * 900,
                 object_id: None
@@ -186,7 +187,7 @@ mod tests {
         );
         let batch = format!("[{one},{many}]");
         assert_eq!(
-            Resend.estimate(&p, &req("/emails/batch", &batch)),
+            crate::cost::estimate(&p, Vendor::Resend, &req("/emails/batch", &batch)),
             Estimate::Priced {
                 micros: 5 * 900,
                 object_id: None
@@ -205,7 +206,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    Resend.estimate(&p, &req(path, body)),
+                    crate::cost::estimate(&p, Vendor::Resend, &req(path, body)),
                     Estimate::CannotPrice(_)
                 ),
                 "{body}"
@@ -215,7 +216,10 @@ mod tests {
             method: "GET",
             ..req("/emails/abc", "")
         };
-        assert_eq!(Resend.estimate(&p, &get), Estimate::Free);
+        assert_eq!(
+            crate::cost::estimate(&p, Vendor::Resend, &get),
+            Estimate::Free
+        );
     }
 
     #[test]

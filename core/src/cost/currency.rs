@@ -1,6 +1,6 @@
 //! Currency minor units and FX into micro-USD.
 
-use crate::config::Pricing;
+use super::prices::Pricing;
 use crate::money::{clamp_micros, div_ceil_i128};
 
 /// Stripe's zero-decimal currencies: the amount is in whole units.

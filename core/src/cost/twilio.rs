@@ -3,12 +3,14 @@
 
 use serde_json::Value;
 
-use super::{
-    classify_failure, single_field, CostModel, Estimate, MoneyState, ObjectFacts, Outcome,
-    RequestView, ResponseView, Vendor,
+use super::currency::decimal_to_micros;
+use super::model::{
+    classify_failure, single_field, CostModel, Estimate, ObjectFacts, Outcome, RequestView,
+    ResponseView,
 };
-use crate::config::Pricing;
-use crate::currency::decimal_to_micros;
+use super::prices::Pricing;
+use crate::ledger::MoneyState;
+use crate::vendors::Vendor;
 
 pub struct Twilio;
 
@@ -366,7 +368,11 @@ mod tests {
     fn estimates_messages() {
         let p = Pricing::default();
         assert_eq!(
-            Twilio.estimate(&p, &req("To=%2B14155550100&From=%2B1&Body=hi")),
+            crate::cost::estimate(
+                &p,
+                Vendor::Twilio,
+                &req("To=%2B14155550100&From=%2B1&Body=hi")
+            ),
             Estimate::Priced {
                 micros: 8_300,
                 object_id: None
@@ -374,18 +380,18 @@ mod tests {
         );
         let long = format!("To=%2B447700900000&Body={}", "a".repeat(200));
         assert_eq!(
-            Twilio.estimate(&p, &req(&long)),
+            crate::cost::estimate(&p, Vendor::Twilio, &req(&long)),
             Estimate::Priced {
                 micros: 2 * 52_400,
                 object_id: None
             }
         );
         assert!(matches!(
-            Twilio.estimate(&p, &req("Body=hi")),
+            crate::cost::estimate(&p, Vendor::Twilio, &req("Body=hi")),
             Estimate::CannotPrice(_)
         ));
         assert!(matches!(
-            Twilio.estimate(&p, &req("To=%2B1&To=%2B44&Body=hi")),
+            crate::cost::estimate(&p, Vendor::Twilio, &req("To=%2B1&To=%2B44&Body=hi")),
             Estimate::CannotPrice(_)
         ));
     }
@@ -438,7 +444,8 @@ mod catalogue_models {
     fn calls_are_priced_at_time_limit_or_the_longest_call() {
         let mut p = Pricing::default();
         let calls = format!("{ACCT}/Calls.json");
-        let est = |p: &Pricing, body: &str| Twilio.estimate(p, &post(&calls, body));
+        let est =
+            |p: &Pricing, body: &str| crate::cost::estimate(p, Vendor::Twilio, &post(&calls, body));
         assert_eq!(
             priced(est(&p, "To=%2B14155550100&TimeLimit=90")),
             2 * 140_000
@@ -458,7 +465,11 @@ mod catalogue_models {
             assert!(matches!(est(&p, bad), Estimate::CannotPrice(_)), "{bad}");
         }
         let participants = format!("{ACCT}/Conferences/CF1/Participants.json");
-        let participant = Twilio.estimate(&p, &post(&participants, "To=%2B14155550100&From=%2B1"));
+        let participant = crate::cost::estimate(
+            &p,
+            Vendor::Twilio,
+            &post(&participants, "To=%2B14155550100&From=%2B1"),
+        );
         assert_eq!(priced(participant), 240 * 30_000);
     }
 
@@ -467,7 +478,7 @@ mod catalogue_models {
         let p = Pricing::default();
         let call = format!("{ACCT}/Calls/CA1.json");
         assert_eq!(
-            Twilio.estimate(&p, &post(&call, "Status=completed")),
+            crate::cost::estimate(&p, Vendor::Twilio, &post(&call, "Status=completed")),
             Estimate::Free
         );
         for body in [
@@ -478,7 +489,7 @@ mod catalogue_models {
         ] {
             assert!(
                 matches!(
-                    Twilio.estimate(&p, &post(&call, body)),
+                    crate::cost::estimate(&p, Vendor::Twilio, &post(&call, body)),
                     Estimate::CannotPrice(_)
                 ),
                 "{body}"
@@ -491,7 +502,7 @@ mod catalogue_models {
         let p = Pricing::default();
         let buy = |kind: &str, body: &str| {
             let path = format!("{ACCT}/IncomingPhoneNumbers{kind}.json");
-            Twilio.estimate(&p, &post(&path, body))
+            crate::cost::estimate(&p, Vendor::Twilio, &post(&path, body))
         };
         assert_eq!(
             priced(buy("/Local", "PhoneNumber=%2B14155550100")),

@@ -1,74 +1,9 @@
-//! Vendor cost models: one trait, one file per vendor. A model reads the request to estimate
-//! the cost before forwarding, and reads the answer to say what actually moved.
+//! What a cost model reads and says: the request and answer views, the estimate before
+//! forwarding, the outcome after, and the trait each vendor's model implements.
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Pricing;
-
-pub mod price;
-pub mod resend;
-pub mod stripe;
-pub mod twilio;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Vendor {
-    Stripe,
-    Twilio,
-    Resend,
-}
-
-impl Vendor {
-    pub const ALL: [Vendor; 3] = [Vendor::Stripe, Vendor::Twilio, Vendor::Resend];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vendor::Stripe => "stripe",
-            Vendor::Twilio => "twilio",
-            Vendor::Resend => "resend",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Vendor> {
-        match s {
-            "stripe" => Some(Vendor::Stripe),
-            "twilio" => Some(Vendor::Twilio),
-            "resend" => Some(Vendor::Resend),
-            _ => None,
-        }
-    }
-
-    /// Best guess of the vendor from a path alone, used only to shape a refusal given before
-    /// the vault key is known.
-    pub fn guess_from_path(path: &str) -> Option<Vendor> {
-        if path.starts_with("/v1/") || path.starts_with("/v2/") {
-            Some(Vendor::Stripe)
-        } else if path.starts_with("/2010-04-01/") {
-            Some(Vendor::Twilio)
-        } else if path.starts_with("/emails")
-            || path.starts_with("/domains")
-            || path.starts_with("/audiences")
-        {
-            Some(Vendor::Resend)
-        } else {
-            None
-        }
-    }
-
-    pub fn model(self) -> &'static dyn CostModel {
-        match self {
-            Vendor::Stripe => &stripe::Stripe,
-            Vendor::Twilio => &twilio::Twilio,
-            Vendor::Resend => &resend::Resend,
-        }
-    }
-}
-
-impl std::fmt::Display for Vendor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::prices::Pricing;
+use crate::ledger::{MoneyState, Remembered};
+use crate::vendors::Vendor;
 
 /// What a cost model sees of a request: already authenticated, canonicalized and allowed.
 #[derive(Debug, Clone, Copy)]
@@ -147,58 +82,6 @@ pub enum Estimate {
     CannotPrice(String),
 }
 
-/// The money position of one call (or one vendor object) as the ledger records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MoneyState {
-    /// Reserved before forwarding, no answer yet.
-    Reserved,
-    /// Money moved.
-    Moved,
-    /// Money held or authorized (reversible).
-    Committed,
-    /// In flight at the vendor; may still move.
-    Pending,
-    /// No definite answer: counted until proven otherwise.
-    Unknown,
-    /// Definitely nothing moved; the reservation is released.
-    None,
-    /// Replaced by a later, authoritative answer about the same object.
-    Superseded,
-}
-
-impl MoneyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MoneyState::Reserved => "reserved",
-            MoneyState::Moved => "moved",
-            MoneyState::Committed => "committed",
-            MoneyState::Pending => "pending",
-            MoneyState::Unknown => "unknown",
-            MoneyState::None => "none",
-            MoneyState::Superseded => "superseded",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "reserved" => MoneyState::Reserved,
-            "moved" => MoneyState::Moved,
-            "committed" => MoneyState::Committed,
-            "pending" => MoneyState::Pending,
-            "unknown" => MoneyState::Unknown,
-            "none" => MoneyState::None,
-            "superseded" => MoneyState::Superseded,
-            _ => return None,
-        })
-    }
-
-    /// Whether amounts in this state count against caps.
-    pub fn counts(self) -> bool {
-        !matches!(self, MoneyState::None | MoneyState::Superseded)
-    }
-}
-
 /// The vendor's answer as a model sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseView<'a> {
@@ -242,14 +125,6 @@ pub struct ObjectFacts {
     pub authoritative: bool,
 }
 
-/// An amount seen on a vendor object, kept per key so later calls on the object can be priced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remembered {
-    pub micros: i64,
-    /// Upper-case ISO code of the object's currency.
-    pub currency: String,
-}
-
 /// A vendor's cost model.
 pub trait CostModel: Send + Sync {
     fn vendor(&self) -> Vendor;
@@ -259,15 +134,6 @@ pub trait CostModel: Send + Sync {
 
     /// Price a request the catalogue classes as `priced MODEL`, before it is forwarded.
     fn estimate_with(&self, pricing: &Pricing, model: &str, req: &RequestView<'_>) -> Estimate;
-
-    /// Price a request as the pipeline does: the operator's overrides, the catalogue's class,
-    /// then the model. A refusal of any kind comes back as `CannotPrice`.
-    fn estimate(&self, pricing: &Pricing, req: &RequestView<'_>) -> Estimate {
-        match price::price(pricing, self.vendor(), req) {
-            Ok(p) => p.estimate,
-            Err(e) => Estimate::CannotPrice(e.to_string()),
-        }
-    }
 
     /// Read the vendor's answer. `estimate` is what was reserved for this call (0 if free).
     fn settle(

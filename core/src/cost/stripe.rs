@@ -4,12 +4,14 @@
 
 use serde_json::Value;
 
-use super::{
-    classify_failure, single_field, CostModel, Estimate, MoneyState, ObjectFacts, Outcome,
-    Remembered, RequestView, ResponseView, Vendor,
+use super::currency::minor_to_micros;
+use super::model::{
+    classify_failure, single_field, CostModel, Estimate, ObjectFacts, Outcome, RequestView,
+    ResponseView,
 };
-use crate::config::Pricing;
-use crate::currency::minor_to_micros;
+use super::prices::Pricing;
+use crate::ledger::{MoneyState, Remembered};
+use crate::vendors::Vendor;
 
 pub struct Stripe;
 
@@ -655,7 +657,7 @@ mod tests {
     }
 
     fn est(path: &str, body: &str) -> Estimate {
-        Stripe.estimate(&Pricing::default(), &post(path, body))
+        crate::cost::estimate(&Pricing::default(), Vendor::Stripe, &post(path, body))
     }
 
     #[test]
@@ -713,7 +715,7 @@ mod tests {
             ..post("/v1/charges", "{\"amount\":1}")
         };
         assert!(matches!(
-            Stripe.estimate(&Pricing::default(), &json_body),
+            crate::cost::estimate(&Pricing::default(), Vendor::Stripe, &json_body),
             Estimate::CannotPrice(_)
         ));
     }
@@ -765,7 +767,10 @@ mod tests {
             method: "GET",
             ..post("/v1/charges", "")
         };
-        assert_eq!(Stripe.estimate(&Pricing::default(), &get), Estimate::Free);
+        assert_eq!(
+            crate::cost::estimate(&Pricing::default(), Vendor::Stripe, &get),
+            Estimate::Free
+        );
     }
 
     fn outcome(v: Value) -> (MoneyState, i64) {
@@ -887,7 +892,11 @@ mod catalogue_models {
     }
 
     fn est(path: &str, body: &str) -> Estimate {
-        Stripe.estimate(&Pricing::default(), &req("POST", path, body))
+        crate::cost::estimate(
+            &Pricing::default(),
+            Vendor::Stripe,
+            &req("POST", path, body),
+        )
     }
 
     fn micros(e: Estimate) -> i64 {
@@ -939,11 +948,19 @@ mod catalogue_models {
             )
         };
         assert_eq!(
-            micros(Stripe.estimate(&Pricing::default(), &v2)),
+            micros(crate::cost::estimate(
+                &Pricing::default(),
+                Vendor::Stripe,
+                &v2
+            )),
             12_340_000
         );
         let no_amount = RequestView { body: b"{}", ..v2 };
-        assert!(refused(&Stripe.estimate(&Pricing::default(), &no_amount)));
+        assert!(refused(&crate::cost::estimate(
+            &Pricing::default(),
+            Vendor::Stripe,
+            &no_amount
+        )));
     }
 
     #[test]
@@ -1058,8 +1075,9 @@ mod catalogue_models {
         }
         // Canceling is free unless it bills a final invoice; a DELETE carries it in the query.
         let del = |q: Option<&'static str>| {
-            Stripe.estimate(
+            crate::cost::estimate(
                 &Pricing::default(),
+                Vendor::Stripe,
                 &RequestView {
                     query: q,
                     ..req("DELETE", sub, "")
@@ -1069,8 +1087,9 @@ mod catalogue_models {
         assert_eq!(del(None), Estimate::Free);
         assert!(refused(&del(Some("invoice_now=true"))));
         assert_eq!(del(Some("invoice_now=false")), Estimate::Free);
-        assert!(refused(&Stripe.estimate(
+        assert!(refused(&crate::cost::estimate(
             &Pricing::default(),
+            Vendor::Stripe,
             &req("DELETE", "/v1/subscription_items/si_1", "")
         )));
     }

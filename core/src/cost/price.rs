@@ -2,12 +2,12 @@
 //! and for a priced one what its cost model estimates. Everything that is not known to be
 //! free or priced is refused here, before any money can move.
 
-use crate::catalogue::{self, Class, Template};
-use crate::config::Pricing;
+use super::model::{Estimate, RequestView};
+use super::prices::Pricing;
+use crate::catalogue::{self, Class};
 use crate::error::Error;
 use crate::money::format_usd;
-
-use super::{Estimate, RequestView, Vendor};
+use crate::vendors::Vendor;
 
 /// What the price phase decided for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,15 @@ pub struct Priced {
     pub estimate: Estimate,
     /// Set when an operator override decided the price; shown in the audit row.
     pub note: Option<String>,
+}
+
+/// Price a request as the pipeline does (override, catalogue class, then the model), with a
+/// refusal of any kind as `CannotPrice`: for callers that want only the estimate.
+pub fn estimate(pricing: &Pricing, vendor: Vendor, req: &RequestView<'_>) -> Estimate {
+    match price(pricing, vendor, req) {
+        Ok(p) => p.estimate,
+        Err(e) => Estimate::CannotPrice(e.to_string()),
+    }
 }
 
 /// Class and estimate of a request that is already authenticated, canonicalized and allowed.
@@ -92,56 +101,10 @@ pub fn price(pricing: &Pricing, vendor: Vendor, req: &RequestView<'_>) -> Result
     })
 }
 
-/// An operator's override of the catalogue (config `[[pricing.override]]`): an operation
-/// declared free, or given a fixed price, e.g. for an API version newer than the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceOverride {
-    pub vendor: Vendor,
-    /// Upper-case method.
-    pub method: String,
-    /// A path template in the catalogue's syntax (`/v1/widgets/{id}/buy`).
-    pub template: String,
-    /// `None`: free; else the fixed estimate, µUSD.
-    pub micros: Option<i64>,
-    parsed: Template,
-}
-
-impl PriceOverride {
-    /// `operation` is `"METHOD /path/{param}"`.
-    pub fn new(vendor: Vendor, operation: &str, micros: Option<i64>) -> Result<Self, String> {
-        let (method, template) = operation
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| format!("operation {operation:?} must be \"METHOD /path\""))?;
-        let method = method.to_ascii_uppercase();
-        if !["GET", "POST", "DELETE", "PUT", "PATCH"].contains(&method.as_str()) {
-            return Err(format!("operation {operation:?}: unknown method {method}"));
-        }
-        let template = template.trim().to_string();
-        let parsed =
-            Template::parse(&template).map_err(|e| format!("operation {operation:?}: {e}"))?;
-        if micros.is_some_and(|m| m < 0) {
-            return Err(format!(
-                "operation {operation:?}: the price must not be negative"
-            ));
-        }
-        Ok(PriceOverride {
-            vendor,
-            method,
-            template,
-            micros,
-            parsed,
-        })
-    }
-
-    pub fn matches(&self, path: &str) -> bool {
-        self.parsed.matches(path)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cost::PriceOverride;
 
     fn req<'a>(method: &'a str, path: &'a str, body: &'a str) -> RequestView<'a> {
         RequestView {
