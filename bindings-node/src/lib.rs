@@ -303,7 +303,7 @@ impl NativeGateway {
         }
         let r = self
             .handle
-            .request(&vault_key, vendor, &method, &path, pairs, body)
+            .request(&vault_key, Some(vendor), &method, &path, pairs, body)
             .await
             .map_err(to_js_error)?;
         if let Some(refusal) = remote_refusal(&self.handle, &r) {
@@ -337,7 +337,7 @@ impl NativeGateway {
                 .handle
                 .request(
                     &vault_key,
-                    vendor,
+                    Some(vendor),
                     &method,
                     &path,
                     vec![],

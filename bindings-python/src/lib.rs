@@ -468,7 +468,7 @@ impl Call {
         self.handle
             .request(
                 &self.vault_key,
-                self.vendor,
+                Some(self.vendor),
                 &self.method,
                 &self.path,
                 self.headers,
@@ -652,7 +652,7 @@ impl NativeGateway {
             for _ in 0..calls {
                 h.request(
                     &vault_key,
-                    vendor,
+                    Some(vendor),
                     &method,
                     &path,
                     vec![],

@@ -27,6 +27,7 @@ fn request(vk: &str, path: &str, body: &'static str) -> ProxyRequest {
         method: "POST".into(),
         path: path.into(),
         query: None,
+        vault_key: vendorgate::credentials::vault_key_from(&h),
         headers: h,
         body: Bytes::from_static(body.as_bytes()),
     }

@@ -2,7 +2,6 @@
 //! pipeline in-process) and connect (a running `vendorgate` server through its admin API and
 //! vendor routes). Same methods, same errors.
 
-use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Value};
@@ -13,10 +12,6 @@ use crate::keys::KeySpec;
 use crate::money::{format_usd, parse_usd};
 use crate::store::AuditQuery;
 use crate::vendors::Vendor;
-
-/// The account SID the bindings put in Twilio Basic auth: any `AC…` works, the gateway
-/// swaps in the real one.
-pub const PLACEHOLDER_TWILIO_SID: &str = "AC00000000000000000000000000000000";
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -145,7 +140,7 @@ impl Handle {
     pub async fn request(
         &self,
         vault_key: &str,
-        vendor: Vendor,
+        vendor: Option<Vendor>,
         method: &str,
         path: &str,
         headers: Vec<(String, String)>,
@@ -175,30 +170,16 @@ impl Handle {
             map.entry(http::header::CONTENT_TYPE)
                 .or_insert(HeaderValue::from_static(ct));
         }
-        let auth = match vendor {
-            Vendor::Twilio => format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{PLACEHOLDER_TWILIO_SID}:{vault_key}"))
-            ),
-            _ => format!("Bearer {vault_key}"),
-        };
-        let mut auth = HeaderValue::from_str(&auth).map_err(|_| {
-            Error::invalid(
-                "key",
-                "the vault key holds characters not allowed in a header",
-            )
-        })?;
-        auth.set_sensitive(true);
-        map.insert(http::header::AUTHORIZATION, auth);
         let (path_only, query) = match path.split_once('?') {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (path.to_string(), None),
         };
         match self {
             Handle::Embedded(g) => {
+                // The vault key travels as a value: the agent's headers never carry it here.
                 let req = ProxyRequest {
-                    vendor: Some(vendor),
+                    vendor,
+                    vault_key: Some(vault_key.to_string()),
                     method: method.to_ascii_uppercase(),
                     path: path_only,
                     query,
@@ -219,7 +200,20 @@ impl Handle {
                     Err(refused) => Err(refused.error),
                 }
             }
-            Handle::Remote(r) => r.vendor_request(vendor, method, path, map, bytes).await,
+            Handle::Remote(r) => {
+                // Bearer works on every vendor route: the server finds the vault key there
+                // whatever the vendor's SDK would send.
+                let mut auth =
+                    HeaderValue::from_str(&format!("Bearer {vault_key}")).map_err(|_| {
+                        Error::invalid(
+                            "key",
+                            "the vault key holds characters not allowed in a header",
+                        )
+                    })?;
+                auth.set_sensitive(true);
+                map.insert(http::header::AUTHORIZATION, auth);
+                r.vendor_request(vendor, method, path, map, bytes).await
+            }
         }
     }
 }
@@ -427,7 +421,7 @@ impl Remote {
 
     async fn vendor_request(
         &self,
-        vendor: Vendor,
+        vendor: Option<Vendor>,
         method: &str,
         path: &str,
         headers: HeaderMap,
@@ -437,7 +431,7 @@ impl Remote {
             .map_err(|_| Error::invalid("method", format!("{method:?} is not an HTTP method")))?;
         let resp = self
             .http
-            .request(m, format!("{}/{}{}", self.base, vendor.as_str(), path))
+            .request(m, vendor_url(&self.base, vendor, path))
             .headers(headers)
             .body(body)
             .send()
@@ -484,6 +478,15 @@ impl Remote {
     }
 }
 
+/// A vendor route on the server: `/{vendor}/path`, or `/path` when the vendor is left to the
+/// key (the server then takes it from the vault key).
+fn vendor_url(base: &str, vendor: Option<Vendor>, path: &str) -> String {
+    match vendor {
+        Some(v) => format!("{base}/{}{path}", v.as_str()),
+        None => format!("{base}{path}"),
+    }
+}
+
 fn unreachable_server(base: &str, e: &reqwest::Error) -> Error {
     Error::Remote {
         reason: "upstream_error",
@@ -513,7 +516,7 @@ mod tests {
         assert_send(&h.audit(AuditQuery::default()));
         assert_send(&h.request(
             "vk_x",
-            Vendor::Stripe,
+            Some(Vendor::Stripe),
             "GET",
             "/v1/x",
             vec![],

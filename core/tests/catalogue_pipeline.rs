@@ -148,6 +148,7 @@ fn req(vk: &str, method: &str, path: &str, ct: &'static str, body: &str) -> Prox
         method: method.into(),
         path: path.into(),
         query: None,
+        vault_key: vendorgate::credentials::vault_key_from(&h),
         headers: h,
         body: Bytes::from(body.to_string()),
     }

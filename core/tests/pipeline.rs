@@ -32,6 +32,7 @@ fn req(vk: &str, method: &str, path: &str, body: &str) -> ProxyRequest {
         method: method.into(),
         path: path.into(),
         query: None,
+        vault_key: vendorgate::credentials::vault_key_from(&bearer(vk)),
         headers: bearer(vk),
         body: Bytes::from(body.to_string()),
     }
@@ -502,6 +503,7 @@ async fn twilio_sid_rewritten_and_price_reconciled_on_read() {
         method: method.into(),
         path: path.into(),
         query: None,
+        vault_key: vendorgate::credentials::vault_key_from(&h),
         headers: h.clone(),
         body: Bytes::from(body.to_string()),
     };

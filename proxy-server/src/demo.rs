@@ -10,6 +10,10 @@ use vendorgate::client::Handle;
 use vendorgate::{AuditQuery, Config, Gateway, KeySpec, SqliteStore, Vendor};
 use vendorgate_server::{AppState, ServerError};
 
+/// The account SID the demo's agent puts in Twilio Basic auth, as any agent with a vault key
+/// would: any `AC…` works, the gateway swaps in the real one.
+const AGENT_TWILIO_SID: &str = "AC00000000000000000000000000000000";
+
 #[derive(Args)]
 pub struct DemoArgs {
     /// How many times the billing agent retries its $100 charge.
@@ -210,7 +214,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
-            vendorgate::client::PLACEHOLDER_TWILIO_SID,
+            AGENT_TWILIO_SID,
             sms["vault_key"].as_str().unwrap_or_default()
         ))
     );
@@ -220,10 +224,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
     let mut sent = 0;
     let mut refused: std::collections::BTreeMap<String, usize> = Default::default();
     for _ in 0..20 {
-        let path = format!(
-            "/2010-04-01/Accounts/{}/Messages.json",
-            vendorgate::client::PLACEHOLDER_TWILIO_SID
-        );
+        let path = format!("/2010-04-01/Accounts/{}/Messages.json", AGENT_TWILIO_SID);
         let (status, v) = agent
             .post(
                 &sms_auth,

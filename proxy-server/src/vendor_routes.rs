@@ -6,6 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use vendorgate::credentials::vault_key_from;
 use vendorgate::{Error, ProxyRequest, ProxyResponse, Refused, Vendor};
 
 use crate::AppState;
@@ -47,6 +48,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     };
     let proxy_req = ProxyRequest {
         vendor,
+        vault_key: vault_key_from(&parts.headers),
         method: parts.method.as_str().to_string(),
         path,
         query: parts.uri.query().map(str::to_string),

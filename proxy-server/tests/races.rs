@@ -40,6 +40,7 @@ async fn post(gw: &Gateway, vk: &str, path: &str, body: String) -> Option<Value>
         method: "POST".into(),
         path: path.into(),
         query: None,
+        vault_key: vendorgate::credentials::vault_key_from(&h),
         headers: h,
         body: Bytes::from(body),
     };

@@ -1,6 +1,7 @@
 //! The store: keys, the spend ledger, object memory and the audit log.
 //!
-//! The trait is synchronous on purpose: the gateway calls it from `spawn_blocking`, so an
+//! The trait is synchronous on purpose: the gateway calls it through [`AsyncStore`] (inline,
+//! queued or on the blocking pool, decided in `face.rs` alone), so an
 //! implementation may use a blocking driver. Each method is one atomic unit (one SQLite
 //! transaction; for PostgreSQL one transaction or one conditional statement), which is what
 //! keeps the ledger invariant across processes.
@@ -12,11 +13,13 @@ use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord};
 use crate::ledger::{CapWindow, Caps, MoneyState, Remembered};
 
+mod face;
 mod journal;
 mod rows;
 pub mod sqlite;
 mod writer;
 
+pub use face::AsyncStore;
 pub use sqlite::SqliteStore;
 
 /// Ask for room under the key's caps.

@@ -1,0 +1,133 @@
+//! The gateway: one value shared by every edge (the proxy server, the Python and Node
+//! bindings). [`Gateway::process`] runs one request through the pipeline (`pipeline/`, one
+//! file per phase); key administration is in `admin.rs`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::audit::format_time_ms;
+use crate::caches::{KeyCache, RecentlyCapped, TotalsCache};
+use crate::config::Config;
+use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::store::{AsyncStore, SqliteStore, Store};
+use crate::upstream;
+use crate::vendors::Vendor;
+
+mod admin;
+mod pipeline;
+mod status;
+
+pub use pipeline::{ProxyRequest, ProxyResponse, Refused};
+pub use status::KeyStatus;
+
+/// Milliseconds since the Unix epoch. Injectable so expiry and day roll-over can be tested.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    })
+}
+
+/// The UTC calendar day of a timestamp, `YYYY-MM-DD`.
+pub fn utc_day(ms: i64) -> String {
+    format_time_ms(ms)[..10].to_string()
+}
+
+/// What every clone of a gateway shares.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub store: AsyncStore,
+    pub keys: KeyCache,
+    pub totals: TotalsCache,
+    pub capped: RecentlyCapped,
+    /// Upstream call slots per vendor (`Config::max_upstream_requests`).
+    pub slots: [tokio::sync::Semaphore; 3],
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub fn slot(&self, v: Vendor) -> &tokio::sync::Semaphore {
+        &self.slots[match v {
+            Vendor::Stripe => 0,
+            Vendor::Twilio => 1,
+            Vendor::Resend => 2,
+        }]
+    }
+}
+
+/// The gateway. Cheap to clone; all clones share the store, client and metrics.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self> {
+        Self::with_clock(config, store, system_clock())
+    }
+
+    pub fn with_clock(config: Config, store: Arc<dyn Store>, clock: Clock) -> Result<Self> {
+        config.validate()?;
+        let http = upstream::build_client(&config);
+        let slots = config.max_upstream_requests;
+        let metrics = Arc::new(Metrics::default());
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                config,
+                store: AsyncStore::new(store, metrics.clone()),
+                keys: KeyCache::default(),
+                totals: TotalsCache::default(),
+                capped: RecentlyCapped::default(),
+                slots: std::array::from_fn(|_| tokio::sync::Semaphore::new(slots)),
+                clock,
+                metrics,
+            }),
+            http,
+        })
+    }
+
+    /// A clone sharing everything but the upstream connection pool. A connection is driven
+    /// by the runtime that opened it, so a server with one single-threaded runtime per core
+    /// gives each runtime its own pool instead of waking another core for every answer.
+    pub fn with_own_connections(&self) -> Self {
+        Gateway {
+            shared: self.shared.clone(),
+            http: upstream::build_client(&self.shared.config),
+        }
+    }
+
+    /// Open a gateway on a local SQLite file.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self> {
+        let store = SqliteStore::open(path)?;
+        Self::new(config, Arc::new(store))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.shared.now_ms()
+    }
+
+    /// Run one request through the pipeline. Every request that reaches here gets exactly
+    /// one audit row, refusals included.
+    pub async fn process(&self, req: ProxyRequest) -> Result<ProxyResponse, Refused> {
+        pipeline::run(&self.shared, &self.http, req).await
+    }
+}

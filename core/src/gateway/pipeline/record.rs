@@ -1,0 +1,125 @@
+//! Record: the one step that always runs. It alone decides the money state of a failed call,
+//! writes the audit row (with the settlement, in one transaction), and adds the
+//! `Vendorgate-Remaining-Usd` header to a forwarded answer.
+
+use super::settle::insert_usd;
+use super::{Call, ProxyResponse, Refused, Shared};
+use crate::error::{Error, Result, UpstreamFailure};
+use crate::gateway::utc_day;
+use crate::ledger::{self, counted_cost, state_of_failure};
+use crate::store::{Finish, Settle};
+use crate::vendors::Vendor;
+
+pub(super) async fn record(
+    s: &Shared,
+    mut call: Call<'_>,
+    outcome: Result<(ProxyResponse, Finish)>,
+) -> Result<ProxyResponse, Refused> {
+    call.audit.latency_us = call.started.elapsed().as_micros() as i64;
+    match outcome {
+        Ok((resp, finish)) => Ok(forwarded(s, call, resp, finish).await),
+        Err(error) => Err(refused(s, call, error).await),
+    }
+}
+
+async fn forwarded(
+    s: &Shared,
+    call: Call<'_>,
+    mut resp: ProxyResponse,
+    mut finish: Finish,
+) -> ProxyResponse {
+    let audit = call.audit;
+    s.metrics
+        .record(audit.vendor.as_deref(), "forwarded", audit.latency_us);
+    finish.audit = Some(audit);
+    let Some((key_id, caps)) = call.key else {
+        return resp;
+    };
+    let day = utc_day(s.now_ms());
+    // A call that moved money: settle, audit and the totals behind the header in one trip,
+    // answered after its commit. One that moved nothing: its row is safe in the journal, and
+    // the header shows the key's totals as last seen (at most `caches::TTL` old).
+    // A failed write leaves any reservation counted (state `reserved`), which can only
+    // over-count; the vendor's answer still goes back to the agent, without the header.
+    // Totals read from the store are kept for the next free call; a cached value is not
+    // kept again (that would stretch its age past `caches::TTL`).
+    let fresh = |t: (i64, i64)| {
+        s.totals.put(&key_id, &day, t);
+        t
+    };
+    let totals = match moved_nothing(s, finish) {
+        Ok(()) => match s.totals.get(&key_id, &day) {
+            Some(t) => Some(t),
+            None => s.store.totals(&key_id, &day).await.ok().map(fresh),
+        },
+        Err(finish) => s
+            .store
+            .finish(finish, Some((key_id.clone(), day.clone())))
+            .await
+            .ok()
+            .flatten()
+            .map(fresh),
+    };
+    if let Some((total, today)) = totals {
+        resp.remaining_micros = ledger::remaining(caps, total, today);
+        insert_usd(
+            &mut resp.headers,
+            "vendorgate-remaining-usd",
+            resp.remaining_micros,
+        );
+    }
+    resp
+}
+
+async fn refused(s: &Shared, call: Call<'_>, error: Error) -> Refused {
+    let mut audit = call.audit;
+    audit.decision = error.reason().to_string();
+    audit.status = error.http_status();
+    audit.message = Some(error.to_string());
+    audit.vendor = call.shape.map(|v| v.as_str().to_string());
+    audit.estimate_micros = call.estimate;
+    s.metrics
+        .record(audit.vendor.as_deref(), error.reason(), audit.latency_us);
+    let mut finish = Finish::default();
+    if let (Error::Upstream { kind, .. }, Some(spend_id)) = (&error, call.spend) {
+        // Nothing left the gateway: release. Anything else: keep it counted.
+        let state = state_of_failure(*kind == UpstreamFailure::ConnectFailed);
+        finish.settle = Some(Settle {
+            spend_id,
+            state,
+            cost: 0,
+            object_id: None,
+            authoritative: false,
+        });
+        audit.money_state = Some(state.as_str().to_string());
+        audit.cost_micros = counted_cost(state, 0, call.estimate);
+    }
+    finish.audit = Some(audit);
+    // Failures are logged by the store face; a reservation left `reserved` only over-counts.
+    if let Err(finish) = moved_nothing(s, finish) {
+        let _ = s.store.finish(finish, None).await;
+    }
+    Refused {
+        vendor: call
+            .shape
+            .or_else(|| Vendor::guess_from_path(&call.req.path)),
+        error,
+    }
+}
+
+/// A call with nothing to settle, reconcile or remember needs only its audit row, and that
+/// row need not be committed before the answer: the store journals it (safe from a killed
+/// process) and commits it with a later batch. `Err` hands the work back.
+#[allow(clippy::result_large_err)] // Err hands the caller's own input back
+fn moved_nothing(s: &Shared, mut finish: Finish) -> std::result::Result<(), Finish> {
+    if finish.settle.is_some() || finish.reconcile.is_some() || finish.remember.is_some() {
+        return Err(finish);
+    }
+    let Some(row) = finish.audit.take() else {
+        return Ok(());
+    };
+    s.store.audit_soon(row).map_err(|row| {
+        finish.audit = Some(row);
+        finish
+    })
+}
