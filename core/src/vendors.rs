@@ -49,6 +49,26 @@ impl Vendor {
     }
 }
 
+/// A vendor name that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVendor(pub String);
+
+impl std::fmt::Display for UnknownVendor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} is not one of stripe, twilio, resend", self.0)
+    }
+}
+
+impl std::error::Error for UnknownVendor {}
+
+impl std::str::FromStr for Vendor {
+    type Err = UnknownVendor;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Vendor::parse(s).ok_or_else(|| UnknownVendor(s.chars().take(32).collect()))
+    }
+}
+
 impl std::fmt::Display for Vendor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

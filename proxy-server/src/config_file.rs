@@ -1,83 +1,37 @@
-//! The TOML config file (example: examples/vendorgate.toml). Every field is optional; flags
+//! The TOML config file (example: examples/vendorgate.toml): the server's own keys (`listen`,
+//! `admin_listen`, `db`, `admin_token_env`) plus the gateway's [`Settings`], the same keys and
+//! units as the environment and the bindings' `config` (the README's settings table). Flags
 //! beat the environment, which beats the file, which beats the defaults.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
-use vendorgate::config::{parse_upstream_url, twilio_credentials};
-use vendorgate::{Config, Credentials, Secret, Vendor};
+use vendorgate::config::Settings;
+use vendorgate::Config;
 
 use crate::error::ServerError;
 
+/// The keys only the server has.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ServerKeys {
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    db: Option<PathBuf>,
+    admin_token_env: Option<String>,
+}
+
+const SERVER_KEYS: [&str; 4] = ["listen", "admin_listen", "db", "admin_token_env"];
+
+#[derive(Debug, Default)]
 pub struct FileConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
     pub db: Option<PathBuf>,
     /// Name of the environment variable holding the admin token.
     pub admin_token_env: Option<String>,
-    pub max_body_bytes: Option<usize>,
-    pub max_upstream_requests: Option<usize>,
-    pub connect_timeout_ms: Option<u64>,
-    pub request_timeout_ms: Option<u64>,
-    /// How long a store operation waits for another process's lock before the request is
-    /// refused with 503 (default 5000).
-    pub store_busy_timeout_ms: Option<u64>,
-    pub stripe: Option<VendorSection>,
-    pub twilio: Option<VendorSection>,
-    pub resend: Option<VendorSection>,
-    pub pricing: Option<PricingSection>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VendorSection {
-    pub url: Option<String>,
-    /// Stripe: variable holding the secret key (default STRIPE_SECRET_KEY).
-    pub secret_key_env: Option<String>,
-    /// Resend: variable holding the API key (default RESEND_API_KEY).
-    pub api_key_env: Option<String>,
-    /// Twilio: variables holding the account SID and auth token.
-    pub account_sid_env: Option<String>,
-    pub auth_token_env: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PricingSection {
-    /// USD per email recipient, as a decimal string.
-    pub resend_email_usd: Option<String>,
-    pub twilio_mms_usd: Option<String>,
-    pub twilio_call_minute_usd: Option<String>,
-    /// USD per SMS segment by calling code; replaces the whole default table when given.
-    pub twilio_sms: Option<BTreeMap<String, String>>,
-    /// USD per major unit of a currency; merged over the defaults.
-    pub fx: Option<BTreeMap<String, String>>,
-    /// USD per call minute by calling code (longest prefix wins); other destinations are
-    /// priced at `twilio_call_minute_usd`.
-    pub twilio_call_minute_usd_by_prefix: Option<BTreeMap<String, String>>,
-    /// Minutes a call without TimeLimit is priced at (default 240).
-    pub twilio_call_max_minutes: Option<i64>,
-    /// USD for a number's first month, keyed "<calling code>:<local|mobile|toll_free>";
-    /// merged over the defaults.
-    pub twilio_number_monthly_usd: Option<BTreeMap<String, String>>,
-    /// Operations declared free or given a fixed price, over the catalogue.
-    #[serde(rename = "override")]
-    pub overrides: Option<Vec<OverrideSection>>,
-}
-
-/// `[[pricing.override]]`: `vendor`, `operation = "METHOD /path/{param}"`, and exactly one of
-/// `free = true` or `price_usd = "0.50"`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OverrideSection {
-    pub vendor: String,
-    pub operation: String,
-    pub free: Option<bool>,
-    pub price_usd: Option<String>,
+    /// Everything else: the gateway's settings.
+    pub settings: Settings,
 }
 
 impl FileConfig {
@@ -85,12 +39,30 @@ impl FileConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ServerError::Config(format!("cannot read config file {}: {e}", path.display()))
         })?;
-        toml::from_str(&text).map_err(|e| {
-            ServerError::Config(format!(
-                "config file {}: {}",
-                path.display(),
-                e.to_string().trim()
-            ))
+        Self::parse(&text)
+            .map_err(|e| ServerError::Config(format!("config file {}: {e}", path.display())))
+    }
+
+    /// Parse the file's text; an unknown key is refused by name.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+        let mut server = toml::Table::new();
+        for k in SERVER_KEYS {
+            if let Some(v) = table.remove(k) {
+                server.insert(k.to_string(), v);
+            }
+        }
+        let keys =
+            ServerKeys::deserialize(toml::Value::Table(server)).map_err(|e| e.to_string())?;
+        let settings = Settings::deserialize(toml::Value::Table(table))
+            .map_err(|e| e.to_string().trim().to_string())?;
+        Ok(FileConfig {
+            listen: keys.listen,
+            admin_listen: keys.admin_listen,
+            db: keys.db,
+            admin_token_env: keys.admin_token_env,
+            settings,
         })
     }
 
@@ -100,168 +72,8 @@ impl FileConfig {
         path: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ServerError> {
-        let cfg_err = |field: &str, msg: String| {
-            ServerError::Config(format!("config file {path}: {field}: {msg}"))
-        };
-        let mut c = Config::default();
-        if let Some(n) = self.max_body_bytes {
-            if n == 0 {
-                return Err(cfg_err("max_body_bytes", "must be positive".into()));
-            }
-            c.max_body_bytes = n;
-        }
-        if let Some(n) = self.max_upstream_requests {
-            if n == 0 {
-                return Err(cfg_err("max_upstream_requests", "must be positive".into()));
-            }
-            c.max_upstream_requests = n;
-        }
-        if let Some(ms) = self.connect_timeout_ms {
-            c.connect_timeout = Duration::from_millis(ms);
-        }
-        if let Some(ms) = self.request_timeout_ms {
-            c.request_timeout = Duration::from_millis(ms);
-        }
-        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        for (vendor, section) in [
-            (Vendor::Stripe, &self.stripe),
-            (Vendor::Twilio, &self.twilio),
-            (Vendor::Resend, &self.resend),
-        ] {
-            let s = section.as_ref();
-            if let Some(u) = s.and_then(|s| s.url.as_deref()) {
-                c.upstream_mut(vendor).base_url =
-                    parse_upstream_url(&format!("{vendor}.url"), u)
-                        .map_err(|e| ServerError::Config(format!("config file {path}: {e}")))?;
-            }
-            let var = |field: Option<&String>, default: &str| {
-                field.cloned().unwrap_or_else(|| default.to_string())
-            };
-            let creds = match vendor {
-                Vendor::Stripe => env(&var(
-                    s.and_then(|s| s.secret_key_env.as_ref()),
-                    "STRIPE_SECRET_KEY",
-                ))
-                .map(|k| Credentials::Bearer(Secret::new(k.trim()))),
-                Vendor::Resend => env(&var(
-                    s.and_then(|s| s.api_key_env.as_ref()),
-                    "RESEND_API_KEY",
-                ))
-                .map(|k| Credentials::Bearer(Secret::new(k.trim()))),
-                Vendor::Twilio => {
-                    let sid_var = var(
-                        s.and_then(|s| s.account_sid_env.as_ref()),
-                        "TWILIO_ACCOUNT_SID",
-                    );
-                    let tok_var = var(
-                        s.and_then(|s| s.auth_token_env.as_ref()),
-                        "TWILIO_AUTH_TOKEN",
-                    );
-                    match (env(&sid_var), env(&tok_var)) {
-                        (Some(sid), Some(tok)) => Some(
-                            twilio_credentials(sid.trim(), tok.trim())
-                                .map_err(|e| ServerError::Config(e.to_string()))?,
-                        ),
-                        (None, None) => None,
-                        (Some(_), None) => {
-                            return Err(ServerError::Config(format!(
-                                "{sid_var} is set but {tok_var} is not; set both"
-                            )))
-                        }
-                        (None, Some(_)) => {
-                            return Err(ServerError::Config(format!(
-                                "{tok_var} is set but {sid_var} is not; set both"
-                            )))
-                        }
-                    }
-                }
-            };
-            c.upstream_mut(vendor).credentials = creds;
-        }
-        for (var, vendor) in [
-            ("VENDORGATE_STRIPE_URL", Vendor::Stripe),
-            ("VENDORGATE_TWILIO_URL", Vendor::Twilio),
-            ("VENDORGATE_RESEND_URL", Vendor::Resend),
-        ] {
-            if let Some(u) = env(var) {
-                c.upstream_mut(vendor).base_url =
-                    parse_upstream_url(var, &u).map_err(|e| ServerError::Config(e.to_string()))?;
-            }
-        }
-        if let Some(p) = &self.pricing {
-            let usd = |field: &str, v: &str| {
-                vendorgate::parse_usd(field, v)
-                    .map_err(|e| cfg_err(&format!("pricing.{field}"), e.to_string()))
-            };
-            if let Some(v) = &p.resend_email_usd {
-                c.pricing.resend_email_micros = usd("resend_email_usd", v)?;
-            }
-            if let Some(v) = &p.twilio_mms_usd {
-                c.pricing.twilio_mms_micros = usd("twilio_mms_usd", v)?;
-            }
-            if let Some(v) = &p.twilio_call_minute_usd {
-                c.pricing.twilio_call_minute_micros = usd("twilio_call_minute_usd", v)?;
-            }
-            if let Some(t) = &p.twilio_sms {
-                c.pricing.twilio_sms_segment_micros = t
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), usd(&format!("twilio_sms.{k}"), v)?)))
-                    .collect::<Result<_, ServerError>>()?;
-            }
-            if let Some(t) = &p.twilio_call_minute_usd_by_prefix {
-                for (k, v) in t {
-                    let rate = usd(&format!("twilio_call_minute_usd_by_prefix.{k}"), v)?;
-                    c.pricing
-                        .twilio_call_minute_by_prefix
-                        .insert(k.clone(), rate);
-                }
-            }
-            if let Some(m) = p.twilio_call_max_minutes {
-                c.pricing.twilio_call_max_minutes = m;
-            }
-            if let Some(t) = &p.twilio_number_monthly_usd {
-                for (k, v) in t {
-                    let fee = usd(&format!("twilio_number_monthly_usd.{k}"), v)?;
-                    c.pricing
-                        .twilio_number_monthly_micros
-                        .insert(k.clone(), fee);
-                }
-            }
-            for (i, o) in p.overrides.iter().flatten().enumerate() {
-                let field = format!("pricing.override[{i}]");
-                let vendor = Vendor::parse(&o.vendor).ok_or_else(|| {
-                    cfg_err(
-                        &field,
-                        format!("vendor {:?} must be stripe, twilio or resend", o.vendor),
-                    )
-                })?;
-                let micros = match (o.free, &o.price_usd) {
-                    (Some(true), None) => None,
-                    (None | Some(false), Some(v)) => {
-                        Some(usd(&format!("override[{i}].price_usd"), v)?)
-                    }
-                    _ => {
-                        return Err(cfg_err(
-                            &field,
-                            "set exactly one of free = true or price_usd = \"…\"".into(),
-                        ))
-                    }
-                };
-                let ov = vendorgate::cost::PriceOverride::new(vendor, &o.operation, micros)
-                    .map_err(|e| cfg_err(&field, e))?;
-                c.pricing.overrides.push(ov);
-            }
-            if let Some(fx) = &p.fx {
-                for (code, rate) in fx {
-                    c.pricing
-                        .fx_micros_per_unit
-                        .insert(code.to_ascii_uppercase(), usd(&format!("fx.{code}"), rate)?);
-                }
-            }
-        }
-        c.validate()
-            .map_err(|e| ServerError::Config(format!("config file {path}: {e}")))?;
-        Ok(c)
+        Config::from_layers(&[&self.settings, &Settings::from_env(env)], env)
+            .map_err(|e| ServerError::Config(format!("config file {path}: {e}")))
     }
 }
 
@@ -271,15 +83,13 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named() {
-        let err = toml::from_str::<FileConfig>("listne = \"x\"")
-            .unwrap_err()
-            .to_string();
+        let err = FileConfig::parse("listne = \"x\"").unwrap_err();
         assert!(err.contains("listne"), "{err}");
     }
 
     #[test]
     fn pricing_and_credentials_by_env_name() {
-        let f: FileConfig = toml::from_str(
+        let f = FileConfig::parse(
             r#"
             [stripe]
             url = "http://127.0.0.1:1/stripe"
@@ -299,7 +109,7 @@ mod tests {
         assert!(c.stripe.credentials.is_some());
         assert_eq!(c.pricing.resend_email_micros, 1_000);
         assert_eq!(c.pricing.fx_micros_per_unit["EUR"], 1_200_000);
-        let bad: FileConfig = toml::from_str("[pricing]\nresend_email_usd = \"-1\"").unwrap();
+        let bad = FileConfig::parse("[pricing]\nresend_email_usd = \"-1\"").unwrap();
         let e = bad.to_config("t.toml", &|_| None).unwrap_err().to_string();
         assert!(
             e.contains("resend_email_usd") && e.contains("t.toml"),
@@ -309,7 +119,7 @@ mod tests {
 
     #[test]
     fn catalogue_overrides_and_twilio_tables() {
-        let f: FileConfig = toml::from_str(
+        let f = FileConfig::parse(
             r#"
             [pricing]
             twilio_call_max_minutes = 60
@@ -362,15 +172,15 @@ mod tests {
                 "METHOD /path",
             ),
         ] {
-            let f: FileConfig = toml::from_str(&format!("[[pricing.override]]\n{bad}")).unwrap();
+            let f = FileConfig::parse(&format!("[[pricing.override]]\n{bad}")).unwrap();
             let e = f.to_config("t.toml", &|_| None).unwrap_err().to_string();
             assert!(
                 e.contains("pricing.override[0]") && e.contains(needle),
                 "{e}"
             );
         }
-        let f: FileConfig =
-            toml::from_str("[pricing.twilio_number_monthly_usd]\n\"44:landline\" = \"1\"").unwrap();
+        let f = FileConfig::parse("[pricing.twilio_number_monthly_usd]\n\"44:landline\" = \"1\"")
+            .unwrap();
         let e = f.to_config("t.toml", &|_| None).unwrap_err().to_string();
         assert!(e.contains("44:landline"), "{e}");
     }

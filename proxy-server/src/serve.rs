@@ -91,7 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
         .db
         .or(file.db.clone())
         .unwrap_or_else(|| PathBuf::from("./vendorgate.db"));
-    let store = SqliteStore::open(&db)
+    let store = SqliteStore::open_with_busy_timeout(&db, config.store_busy_timeout)
         .map_err(|e| ServerError::Config(format!("cannot open database {}: {e}", db.display())))?;
     // An HTTP thread must not block on a commit: its other connections would wait.
     store.set_lone_writes_inline(false);

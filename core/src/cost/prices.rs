@@ -128,18 +128,18 @@ impl Pricing {
         }
         if self.twilio_sms_segment_micros.is_empty() {
             return Err(Error::Config(
-                "twilio_sms_rates: the table must have at least one entry".into(),
+                "pricing.twilio_sms: the table must have at least one entry".into(),
             ));
         }
         for (prefix, rate) in &self.twilio_sms_segment_micros {
             if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Error::Config(format!(
-                    "twilio_sms_rates: {prefix:?} must be a calling code of digits, e.g. \"44\""
+                    "pricing.twilio_sms: {prefix:?} must be a calling code of digits, e.g. \"44\""
                 )));
             }
             if *rate < 0 {
                 return Err(Error::Config(format!(
-                    "twilio_sms_rates.{prefix}: rate must not be negative"
+                    "pricing.twilio_sms.{prefix}: rate must not be negative"
                 )));
             }
         }

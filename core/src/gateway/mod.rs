@@ -109,7 +109,7 @@ impl Gateway {
 
     /// Open a gateway on a local SQLite file.
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self> {
-        let store = SqliteStore::open(path)?;
+        let store = SqliteStore::open_with_busy_timeout(path, config.store_busy_timeout)?;
         Self::new(config, Arc::new(store))
     }
 

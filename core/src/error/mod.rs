@@ -2,7 +2,11 @@
 //! edges (proxy server, Python, Node) map one enum to HTTP statuses and language exceptions.
 
 use crate::ledger::CapWindow;
-use crate::vendors::Vendor;
+use crate::vendors::{UnknownVendor, Vendor};
+
+mod class;
+
+pub use class::{reason_classes, ErrorClass};
 
 /// Why a vault key was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,3 +288,9 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<UnknownVendor> for Error {
+    fn from(e: UnknownVendor) -> Self {
+        Error::invalid("vendor", e.to_string())
+    }
+}

@@ -9,19 +9,15 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::gateway::{Gateway, KeyStatus, ProxyRequest};
 use crate::keys::KeySpec;
-use crate::money::{format_usd, parse_usd};
+use crate::money::format_usd;
 use crate::store::AuditQuery;
 use crate::vendors::Vendor;
 
-/// A request body.
-#[derive(Debug, Clone)]
-pub enum RequestBody {
-    Empty,
-    /// Form fields; nested objects and arrays are encoded Stripe-style (`a[b]=`, `a[0]=`).
-    Form(Value),
-    Json(Value),
-    Raw(Bytes),
-}
+mod body;
+mod remote;
+
+pub use body::{encode_body, RequestBody};
+pub use remote::Remote;
 
 /// A vendor answer as the bindings see it.
 #[derive(Debug, Clone)]
@@ -33,22 +29,6 @@ pub struct ClientResponse {
     pub remaining_micros: Option<i64>,
 }
 
-/// A connection to a running server.
-#[derive(Clone)]
-pub struct Remote {
-    base: String,
-    admin_token: Option<String>,
-    http: reqwest::Client,
-}
-
-impl std::fmt::Debug for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Embedded or connected.
 #[derive(Clone)]
 pub enum Handle {
@@ -58,18 +38,7 @@ pub enum Handle {
 
 impl Handle {
     pub fn connect(url: &str, admin_token: Option<String>) -> Result<Handle> {
-        let u = crate::config::parse_upstream_url("url", url)
-            .map_err(|e| Error::invalid("url", e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        Ok(Handle::Remote(Remote {
-            base: u.as_str().trim_end_matches('/').to_string(),
-            admin_token,
-            http,
-        }))
+        Remote::connect(url, admin_token).map(Handle::Remote)
     }
 
     pub async fn issue_key(&self, spec: KeySpec) -> Result<Value> {
@@ -313,196 +282,6 @@ pub fn spec_json(spec: &KeySpec) -> Value {
     v
 }
 
-/// Encode a body; returns its content type.
-pub fn encode_body(body: RequestBody) -> Result<(Option<&'static str>, Bytes)> {
-    Ok(match body {
-        RequestBody::Empty => (None, Bytes::new()),
-        RequestBody::Raw(b) => (None, b),
-        RequestBody::Json(v) => (Some("application/json"), Bytes::from(v.to_string())),
-        RequestBody::Form(v) => {
-            let obj = v.as_object().ok_or_else(|| {
-                Error::invalid("form", "must be a mapping of field names to values")
-            })?;
-            let mut ser = form_urlencoded::Serializer::new(String::new());
-            for (k, val) in obj {
-                flatten(&mut ser, k, val)?;
-            }
-            (
-                Some("application/x-www-form-urlencoded"),
-                Bytes::from(ser.finish()),
-            )
-        }
-    })
-}
-
-fn flatten(ser: &mut form_urlencoded::Serializer<'_, String>, key: &str, v: &Value) -> Result<()> {
-    match v {
-        Value::Null => {}
-        Value::Bool(b) => {
-            ser.append_pair(key, if *b { "true" } else { "false" });
-        }
-        Value::Number(n) => {
-            ser.append_pair(key, &n.to_string());
-        }
-        Value::String(s) => {
-            ser.append_pair(key, s);
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                flatten(ser, &format!("{key}[{i}]"), item)?;
-            }
-        }
-        Value::Object(m) => {
-            for (k, item) in m {
-                flatten(ser, &format!("{key}[{k}]"), item)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Read a `Vendorgate-*-Usd` header back into micro-USD.
-fn usd_header(h: &reqwest::header::HeaderMap, name: &str) -> Option<i64> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| parse_usd(name, s).ok())
-}
-
-impl Remote {
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = &self.admin_token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(b.to_string());
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| unreachable_server(&self.base, &e))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| unreachable_server(&self.base, &e))?;
-        if status == 204 {
-            return Ok(Value::Null);
-        }
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return Ok(v);
-        }
-        let err = v.get("error").cloned().unwrap_or(Value::Null);
-        let code = err
-            .get("code")
-            .and_then(Value::as_str)
-            .unwrap_or("upstream_error")
-            .to_string();
-        let message = err
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("the server answered {status}"));
-        let reason = match code.as_str() {
-            // The admin API's own 401 is about the admin token, not a vault key.
-            "unauthorized" | "admin_disabled" => "unauthorized",
-            other => other,
-        };
-        Err(Error::from_remote(reason, status, message, err))
-    }
-
-    async fn vendor_request(
-        &self,
-        vendor: Option<Vendor>,
-        method: &str,
-        path: &str,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Result<ClientResponse> {
-        let m = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| Error::invalid("method", format!("{method:?} is not an HTTP method")))?;
-        let resp = self
-            .http
-            .request(m, vendor_url(&self.base, vendor, path))
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| unreachable_server(&self.base, &e))?;
-        let status = resp.status().as_u16();
-        let refusal = resp
-            .headers()
-            .get("vendorgate-refusal")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let cost_micros = usd_header(resp.headers(), "vendorgate-cost-usd").unwrap_or(0);
-        let remaining_micros = usd_header(resp.headers(), "vendorgate-remaining-usd");
-        let headers = resp
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_string(), v.to_string()))
-            })
-            .collect();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| unreachable_server(&self.base, &e))?;
-        if let Some(reason) = refusal {
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let details = v.get("vendorgate").cloned().unwrap_or(Value::Null);
-            let message = details
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("refused by the gateway")
-                .to_string();
-            return Err(Error::from_remote(&reason, status, message, details));
-        }
-        Ok(ClientResponse {
-            status,
-            headers,
-            body,
-            cost_micros,
-            remaining_micros,
-        })
-    }
-}
-
-/// A vendor route on the server: `/{vendor}/path`, or `/path` when the vendor is left to the
-/// key (the server then takes it from the vault key).
-fn vendor_url(base: &str, vendor: Option<Vendor>, path: &str) -> String {
-    match vendor {
-        Some(v) => format!("{base}/{}{path}", v.as_str()),
-        None => format!("{base}{path}"),
-    }
-}
-
-fn unreachable_server(base: &str, e: &reqwest::Error) -> Error {
-    Error::Remote {
-        reason: "upstream_error",
-        status: 502,
-        message: format!(
-            "could not reach the vendorgate server at {base}: {}",
-            if e.is_timeout() {
-                "timed out".to_string()
-            } else {
-                e.to_string()
-            }
-        ),
-        details: Value::Null,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,16 +301,5 @@ mod tests {
             vec![],
             RequestBody::Empty,
         ));
-    }
-
-    #[test]
-    fn forms_encode_stripe_style() {
-        let (ct, b) = encode_body(RequestBody::Form(json!({"amount": 100, "confirm": true, "metadata": {"run": "r 1"}, "expand": ["customer"]}))).unwrap();
-        assert_eq!(ct, Some("application/x-www-form-urlencoded"));
-        let s = String::from_utf8(b.to_vec()).unwrap();
-        assert!(s.contains("amount=100"));
-        assert!(s.contains("confirm=true"));
-        assert!(s.contains("metadata%5Brun%5D=r+1"));
-        assert!(s.contains("expand%5B0%5D=customer"));
     }
 }

@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 use crate::vendors::Vendor;
 
 pub use crate::cost::Pricing;
+pub use settings::{Settings, SETTINGS};
+
+pub mod settings;
 
 /// A vendor credential. `Debug` never prints the secret.
 #[derive(Clone, Default)]
@@ -73,6 +76,8 @@ pub struct Config {
     /// `request_timeout` (then 502, nothing sent). Bounds upstream connections and the
     /// memory behind them.
     pub max_upstream_requests: usize,
+    /// How long a store operation waits for another process's lock before it fails (503).
+    pub store_busy_timeout: Duration,
 }
 
 pub const DEFAULT_STRIPE_URL: &str = "https://api.stripe.com";
@@ -96,6 +101,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(60),
             max_key_ttl: Duration::from_secs(30 * 24 * 3600),
             max_upstream_requests: 64,
+            store_busy_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -104,47 +110,8 @@ impl Config {
     /// Defaults plus whatever the environment sets (see DESIGN.md, Environment). Variables
     /// that are set but empty count as unset.
     pub fn from_env() -> Result<Self> {
-        let mut c = Config::default();
-        c.apply_env(|k| std::env::var(k).ok())?;
-        Ok(c)
-    }
-
-    /// Apply environment-style settings through `get` (testable without touching the process
-    /// environment).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        if let Some(k) = get("STRIPE_SECRET_KEY") {
-            self.stripe.credentials = Some(Credentials::Bearer(Secret::new(k.trim())));
-        }
-        if let Some(k) = get("RESEND_API_KEY") {
-            self.resend.credentials = Some(Credentials::Bearer(Secret::new(k.trim())));
-        }
-        match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")) {
-            (Some(sid), Some(tok)) => {
-                self.twilio.credentials = Some(twilio_credentials(sid.trim(), tok.trim())?);
-            }
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(Error::Config(
-                    "TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is not; set both".into(),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(Error::Config(
-                    "TWILIO_AUTH_TOKEN is set but TWILIO_ACCOUNT_SID is not; set both".into(),
-                ))
-            }
-        }
-        for (var, vendor) in [
-            ("VENDORGATE_STRIPE_URL", Vendor::Stripe),
-            ("VENDORGATE_TWILIO_URL", Vendor::Twilio),
-            ("VENDORGATE_RESEND_URL", Vendor::Resend),
-        ] {
-            if let Some(u) = get(var) {
-                self.upstream_mut(vendor).base_url = parse_upstream_url(var, &u)?;
-            }
-        }
-        Ok(())
+        let env = |k: &str| std::env::var(k).ok();
+        Config::from_layers(&[&Settings::from_env(&env)], &env)
     }
 
     pub fn upstream(&self, v: Vendor) -> &VendorUpstream {
@@ -214,20 +181,17 @@ mod tests {
 
     #[test]
     fn env_configures_vendors_and_rejects_half_twilio() {
-        let mut c = Config::default();
-        c.apply_env(|k| match k {
+        let env = |k: &str| match k {
             "STRIPE_SECRET_KEY" => Some("sk_test_x".into()),
             "VENDORGATE_STRIPE_URL" => Some("http://127.0.0.1:9".into()),
             _ => None,
-        })
-        .unwrap();
+        };
+        let c = Config::from_layers(&[&Settings::from_env(&env)], &env).unwrap();
         assert!(c.stripe.credentials.is_some());
         assert!(c.twilio.credentials.is_none());
         assert_eq!(c.stripe.base_url.as_str(), "http://127.0.0.1:9/");
-        let mut c = Config::default();
-        let err = c
-            .apply_env(|k| (k == "TWILIO_ACCOUNT_SID").then(|| "AC123".into()))
-            .unwrap_err();
+        let half = |k: &str| (k == "TWILIO_ACCOUNT_SID").then(|| "AC123".to_string());
+        let err = Config::from_layers(&[&Settings::from_env(&half)], &half).unwrap_err();
         assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"));
     }
 
