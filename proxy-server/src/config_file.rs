@@ -80,6 +80,7 @@ impl FileConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vendorgate::Vendor;
 
     #[test]
     fn unknown_field_is_named() {

@@ -60,6 +60,45 @@ pub fn vendor_router(state: AppState) -> Router {
     vendor_routes::router(state)
 }
 
+/// The HTTP face of an embedded gateway, for the bindings' `serve()`: one rule for both
+/// bindings. The first call starts a server on `addr` (e.g. `127.0.0.1:0`); later calls (from
+/// any thread, with any address) return the running server's URL until `close`.
+#[derive(Default)]
+pub struct EmbeddedServer {
+    running: tokio::sync::Mutex<Option<ServerHandle>>,
+}
+
+impl EmbeddedServer {
+    pub async fn serve(
+        &self,
+        gateway: Gateway,
+        addr: &str,
+        admin_token: Option<String>,
+    ) -> Result<String, ServerError> {
+        let mut running = self.running.lock().await;
+        if let Some(s) = running.as_ref() {
+            return Ok(s.url());
+        }
+        let server = spawn(app(AppState::new(gateway, admin_token)), addr)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let url = server.url();
+        *running = Some(server);
+        Ok(url)
+    }
+
+    /// Stop the server, if one runs (in-flight requests finish).
+    pub async fn close(&self) {
+        let server = self.running.lock().await.take();
+        if let Some(s) = server {
+            s.shutdown().await;
+        }
+    }
+}
+
 /// A server running in the background on the current tokio runtime.
 pub struct ServerHandle {
     pub addr: SocketAddr,

@@ -16,6 +16,11 @@ use crate::vendors::Vendor;
 mod body;
 mod remote;
 
+/// Rows `audit()` returns when the caller names no limit, in both bindings.
+pub const AUDIT_DEFAULT_LIMIT: usize = 10_000;
+/// Most rows one `audit()` call returns.
+pub const AUDIT_MAX_LIMIT: usize = 10_000;
+
 pub use body::{encode_body, RequestBody};
 pub use remote::Remote;
 
@@ -94,7 +99,13 @@ impl Handle {
         }
     }
 
-    pub async fn audit(&self, query: AuditQuery) -> Result<Vec<Value>> {
+    /// Audit rows, oldest first. A `limit` of 0 asks for the default: the newest
+    /// [`AUDIT_DEFAULT_LIMIT`] rows; no call returns more than [`AUDIT_MAX_LIMIT`].
+    pub async fn audit(&self, mut query: AuditQuery) -> Result<Vec<Value>> {
+        query.limit = match query.limit {
+            0 => AUDIT_DEFAULT_LIMIT,
+            n => n.min(AUDIT_MAX_LIMIT),
+        };
         match self {
             Handle::Embedded(g) => Ok(g.audit(query).await?.iter().map(|r| r.to_json()).collect()),
             Handle::Remote(r) => {

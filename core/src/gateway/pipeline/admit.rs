@@ -2,11 +2,12 @@
 //! exactly what is forwarded), apply the key's allowlist and Stripe accounts, and find the
 //! vendor's real credential.
 
-use super::{header, Call, Shared};
+use super::call::{header, Call};
 use crate::allowlist::{canonical_method, canonicalize_path, METHOD_OVERRIDE_HEADERS};
 use crate::caches::CachedKey;
 use crate::config::Credentials;
 use crate::error::{Error, Result};
+use crate::gateway::shared::Shared;
 
 pub(super) fn admit<'s>(
     s: &'s Shared,

@@ -1,9 +1,10 @@
 //! Authenticate: the vault key → the key (from the cache, else the store), then the checks
 //! that need only the key: revoked, expired, routed to another vendor, body too large.
 
-use super::{Call, Shared};
+use super::call::Call;
 use crate::caches::CachedKey;
 use crate::error::{AuthFailure, Error, Result};
+use crate::gateway::shared::Shared;
 use crate::keys::hash_vault_key;
 
 pub(super) async fn authenticate(s: &Shared, call: &mut Call<'_>) -> Result<CachedKey> {

@@ -1,11 +1,12 @@
 //! Forward: swap the vault key for the real credential (and the agent's Twilio SID for the
 //! real one), wait for one of the vendor's call slots, send, and read the whole answer.
 
-use super::{Call, Shared};
+use super::call::Call;
 use crate::caches::CachedKey;
 use crate::config::Credentials;
 use crate::credentials::{authorization_for, rewrite_twilio_path};
 use crate::error::{Error, Result, UpstreamFailure};
+use crate::gateway::shared::Shared;
 use crate::upstream::{self, UpstreamAnswer};
 use crate::vendors::Vendor;
 

@@ -4,12 +4,13 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Call, Shared};
+use super::call::Call;
 use crate::caches::CachedKey;
 use crate::cost::currency::minor_to_micros;
 use crate::cost::{self, Estimate};
 use crate::error::{AuthFailure, Error, Result};
-use crate::gateway::utc_day;
+use crate::gateway::shared::utc_day;
+use crate::gateway::shared::Shared;
 use crate::money::format_usd;
 use crate::store::{ReserveOutcome, ReserveRequest};
 

@@ -2,10 +2,12 @@
 //! writes the audit row (with the settlement, in one transaction), and adds the
 //! `Vendorgate-Remaining-Usd` header to a forwarded answer.
 
+use super::call::Call;
 use super::settle::insert_usd;
-use super::{Call, ProxyResponse, Refused, Shared};
 use crate::error::{Error, Result, UpstreamFailure};
-use crate::gateway::utc_day;
+use crate::gateway::request::{ProxyResponse, Refused};
+use crate::gateway::shared::utc_day;
+use crate::gateway::shared::Shared;
 use crate::ledger::{self, counted_cost, state_of_failure};
 use crate::store::{Finish, Settle};
 use crate::vendors::Vendor;

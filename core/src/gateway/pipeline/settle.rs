@@ -4,17 +4,18 @@
 
 use http::{HeaderMap, HeaderValue};
 
-use super::{Call, Shared};
+use super::call::Call;
 use crate::caches::CachedKey;
 use crate::config::Credentials;
 use crate::cost::ResponseView;
 use crate::credentials::redact_secret;
+use crate::gateway::shared::Shared;
 use crate::ledger::counted_cost;
 use crate::money::format_usd;
 use crate::store::{Finish, Reconcile, Settle};
 use crate::upstream::{self, UpstreamAnswer};
 
-use super::ProxyResponse;
+use crate::gateway::request::ProxyResponse;
 
 pub(super) fn settle(
     s: &Shared,
