@@ -16,6 +16,7 @@ mod vendor_routes;
 pub use error::ServerError;
 pub use vendor_routes::vendor_from_prefix;
 /// The vendor simulator (the `vendorgate-sim` crate), under its old name.
+#[cfg(feature = "sim")]
 pub use vendorgate_sim as sim;
 
 /// What every handler shares.
@@ -206,6 +207,7 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 
 /// Start the built-in vendor simulator on a free loopback port and point every vendor of
 /// `config` at it, with the simulator's credentials.
+#[cfg(feature = "sim")]
 pub async fn start_sim(
     config: &mut vendorgate::Config,
 ) -> Result<(ServerHandle, sim::SimState), ServerError> {
