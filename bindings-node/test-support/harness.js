@@ -12,13 +12,14 @@ const BIN = process.env.VENDORGATE_BIN
   ? path.resolve(process.env.VENDORGATE_BIN)
   : path.resolve(__dirname, '..', '..', 'target', 'debug', 'vendorgate')
 
-/** Credentials the simulator accepts (proxy-server/src/sim.rs). */
-const SIM = {
-  STRIPE_SECRET_KEY: 'sk_test_vendorgate_sim_51XyZ',
-  TWILIO_ACCOUNT_SID: 'AC00000000000000000000000000000042',
-  TWILIO_AUTH_TOKEN: 'sim_twilio_auth_token_7c1e',
-  RESEND_API_KEY: 're_sim_2b9d4f',
-}
+/**
+ * Credentials the simulator accepts (sim/credentials.json), by the environment variable the
+ * gateway reads each from: { STRIPE_SECRET_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, RESEND_API_KEY }.
+ */
+const SIM = (() => {
+  const c = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 'sim', 'credentials.json'), 'utf8'))
+  return Object.fromEntries(Object.entries(c.env).map(([name, field]) => [name, c[field]]))
+})()
 
 const children = new Set()
 process.on('exit', () => {

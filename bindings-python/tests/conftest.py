@@ -24,12 +24,15 @@ import vendorgate
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token-3f9c1a"
 
-SIM_CREDENTIALS = {
-    "STRIPE_SECRET_KEY": "sk_test_vendorgate_sim_51XyZ",
-    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000042",
-    "TWILIO_AUTH_TOKEN": "sim_twilio_auth_token_7c1e",
-    "RESEND_API_KEY": "re_sim_2b9d4f",
-}
+
+def sim_credentials() -> Dict[str, str]:
+    """The simulator's credentials (sim/credentials.json), by the environment variable the
+    gateway reads each from: {"STRIPE_SECRET_KEY": …, "TWILIO_ACCOUNT_SID": …, …}."""
+    c = json.loads((REPO / "sim" / "credentials.json").read_text())
+    return {var: c[field] for var, field in c["env"].items()}
+
+
+SIM_CREDENTIALS = sim_credentials()
 
 PI_FORM = {"currency": "usd", "confirm": True, "payment_method": "pm_card_visa"}
 

@@ -16,16 +16,19 @@ async function ensureUpstream() {
     throw new Error(`set STRIPE_SECRET_KEY (a Stripe test key), or build the simulator: cargo build -p vendorgate-server (looked for ${bin})`)
   }
   const child = spawn(bin, ['sim', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const url = await new Promise((resolve, reject) => {
+  // `vendorgate-sim listening on URL {"url":…,"env":{…}}`: env is what points a gateway at it.
+  const { url, env } = await new Promise((resolve, reject) => {
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = /listening on (http:\/\/\S+)/.exec(line)
-      if (m) resolve(m[1])
+      const m = /listening on (http:\/\/\S+)(?: (\{.*\}))?$/.exec(line)
+      if (!m) return
+      if (m[2]) resolve(JSON.parse(m[2]))
+      else reject(new Error(`vendorgate sim printed no environment (an older binary? rebuild it): ${line}`))
     })
     child.on('exit', (code) => reject(new Error(`vendorgate sim exited with ${code}`)))
   })
   Object.assign(process.env, {
-    STRIPE_SECRET_KEY: 'sk_test_vendorgate_sim_51XyZ',
-    VENDORGATE_STRIPE_URL: `${url}/stripe`,
+    STRIPE_SECRET_KEY: env.STRIPE_SECRET_KEY,
+    VENDORGATE_STRIPE_URL: env.VENDORGATE_STRIPE_URL,
   })
   console.log(`(no STRIPE_SECRET_KEY: using the offline simulator at ${url})\n`)
   return {

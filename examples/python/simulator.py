@@ -4,22 +4,24 @@ point an embedded gateway at it through the environment."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The credentials the simulator accepts (real vendor keys in production).
-SIM_CREDENTIALS = {
-    "STRIPE_SECRET_KEY": "sk_test_vendorgate_sim_51XyZ",
-    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000042",
-    "TWILIO_AUTH_TOKEN": "sim_twilio_auth_token_7c1e",
-    "RESEND_API_KEY": "re_sim_2b9d4f",
-}
+
+def sim_env(sim_url: str) -> Dict[str, str]:
+    """What points a gateway at the simulator at `sim_url`: the credentials it accepts (real
+    vendor keys in production) and each vendor's URL, from sim/credentials.json."""
+    c = json.loads((REPO / "sim" / "credentials.json").read_text())
+    env = {var: c[field] for var, field in c["env"].items()}
+    env.update({var: sim_url + path for var, path in c["url_env"].items()})
+    return env
 
 
 def find_binary() -> str:
@@ -49,16 +51,17 @@ def simulator(sim_url: Optional[str] = None) -> Iterator[str]:
         )
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        m = re.search(r"(http://\S+)", line)
+        # `vendorgate-sim listening on URL {"url": …, "env": {…}}`
+        m = re.search(r"(http://\S+) (\{.*\})$", line.strip())
         if not m:
             proc.kill()
             raise SystemExit(f"vendorgate sim did not start: {line!r}")
-        sim_url = m.group(1)
-    sim_url = sim_url.rstrip("/")
-    os.environ.update(SIM_CREDENTIALS)
-    os.environ["VENDORGATE_STRIPE_URL"] = f"{sim_url}/stripe"
-    os.environ["VENDORGATE_TWILIO_URL"] = f"{sim_url}/twilio"
-    os.environ["VENDORGATE_RESEND_URL"] = f"{sim_url}/resend"
+        sim_url = m.group(1).rstrip("/")
+        env = json.loads(m.group(2))["env"]
+    else:
+        sim_url = sim_url.rstrip("/")
+        env = sim_env(sim_url)
+    os.environ.update(env)
     try:
         yield sim_url
     finally:

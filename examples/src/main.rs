@@ -36,12 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     let (vendor, _) = vendorgate_server::start_sim(&mut config).await?;
 
-    let (ok, _) = runaway_agent(
-        &format!("{}/stripe", vendor.url()),
-        sim::SIM_STRIPE_KEY,
-        200,
-    )
-    .await;
+    let (ok, _) = runaway_agent(&format!("{}/stripe", vendor.url()), sim::stripe_key(), 200).await;
     println!(
         "without the gate: {ok} charges of $100 went through (${} moved)",
         ok * 100

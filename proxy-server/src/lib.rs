@@ -11,11 +11,13 @@ use vendorgate::Gateway;
 mod admin;
 pub mod config_file;
 pub mod error;
-pub mod sim;
 mod vendor_routes;
 
 pub use error::ServerError;
 pub use vendor_routes::vendor_from_prefix;
+/// The vendor simulator (the `vendorgate-sim` crate), under its old name.
+#[cfg(feature = "sim")]
+pub use vendorgate_sim as sim;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -244,6 +246,7 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 
 /// Start the built-in vendor simulator on a free loopback port and point every vendor of
 /// `config` at it, with the simulator's credentials.
+#[cfg(feature = "sim")]
 pub async fn start_sim(
     config: &mut vendorgate::Config,
 ) -> Result<(ServerHandle, sim::SimState), ServerError> {
@@ -260,11 +263,11 @@ pub async fn start_sim(
         config.upstream_mut(v).base_url =
             url::Url::parse(&url).map_err(|e| ServerError::Config(e.to_string()))?;
     }
-    config.stripe.credentials = Some(Credentials::Bearer(Secret::new(sim::SIM_STRIPE_KEY)));
-    config.resend.credentials = Some(Credentials::Bearer(Secret::new(sim::SIM_RESEND_KEY)));
+    config.stripe.credentials = Some(Credentials::Bearer(Secret::new(sim::stripe_key())));
+    config.resend.credentials = Some(Credentials::Bearer(Secret::new(sim::resend_key())));
     config.twilio.credentials = Some(vendorgate::config::twilio_credentials(
-        sim::SIM_TWILIO_SID,
-        sim::SIM_TWILIO_TOKEN,
+        sim::twilio_account_sid(),
+        sim::twilio_auth_token(),
     )?);
     Ok((handle, state))
 }

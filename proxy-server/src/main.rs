@@ -39,7 +39,8 @@ enum Command {
 
 #[derive(Args)]
 struct SimArgs {
-    /// Address to listen on (port 0 picks a free port; the URL is printed on stdout).
+    /// Address to listen on (port 0 picks a free port). One stdout line gives the URL, then a
+    /// JSON object with the URL and the environment that points a gateway at the simulator.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
 }

@@ -51,6 +51,15 @@ fn announce(line: &str) {
     let _ = out.flush();
 }
 
+/// `vendorgate-sim listening on URL {"url":URL,"env":{…}}`. The URL stays the first word after
+/// the prefix, where callers have always read it; the JSON object after it repeats the URL and
+/// gives the environment that points a gateway at this simulator: its credentials
+/// (`STRIPE_SECRET_KEY`, …) and `VENDORGATE_{STRIPE,TWILIO,RESEND}_URL`.
+fn sim_announcement(url: &str) -> String {
+    let info = serde_json::json!({ "url": url, "env": sim::gateway_env(url) });
+    format!("vendorgate-sim listening on {url} {info}")
+}
+
 pub async fn run_sim(listen: &str) -> Result<(), ServerError> {
     init_logs(false);
     let handle = vendorgate_server::spawn(sim::router(sim::SimState::new()), listen)
@@ -59,7 +68,7 @@ pub async fn run_sim(listen: &str) -> Result<(), ServerError> {
             addr: listen.to_string(),
             source,
         })?;
-    announce(&format!("vendorgate-sim listening on {}", handle.url()));
+    announce(&sim_announcement(&handle.url()));
     shutdown_signal().await;
     handle.shutdown().await;
     Ok(())

@@ -340,3 +340,99 @@ fn cli_bad_input_gets_a_clear_message_and_no_panic() {
             && !text.contains(v["vault_key"].as_str().unwrap())
     );
 }
+
+/// `vendorgate sim` prints its URL and, as JSON on the same line, the environment that points
+/// a gateway at it; a gateway started with only that environment reaches it.
+#[test]
+fn sim_announces_the_environment_that_points_a_gateway_at_it() {
+    let mut sim = clean_cmd()
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let rest = line
+        .trim()
+        .strip_prefix("vendorgate-sim listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let (url, info) = rest.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let info: serde_json::Value = serde_json::from_str(info).unwrap();
+    assert_eq!(info["url"], url);
+    let env: Vec<(String, String)> = info["env"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let vars: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        vars,
+        [
+            "RESEND_API_KEY",
+            "STRIPE_SECRET_KEY",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "VENDORGATE_RESEND_URL",
+            "VENDORGATE_STRIPE_URL",
+            "VENDORGATE_TWILIO_URL"
+        ]
+    );
+    assert_eq!(
+        env.iter()
+            .find(|(k, _)| k == "VENDORGATE_STRIPE_URL")
+            .unwrap()
+            .1,
+        format!("{url}/stripe")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let mut gw_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    gw_env.push(("VENDORGATE_ADMIN_TOKEN", "t0k"));
+    let (mut gw, urls) = serve(
+        &["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &gw_env,
+        1,
+    );
+    let base = &urls[0];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let key: serde_json::Value = c
+            .post(format!("{base}/v1/keys"))
+            .bearer_auth("t0k")
+            .body(r#"{"vendor":"resend","max_usd":"1","allowed_endpoints":["POST /emails"]}"#)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap();
+        let resp = c
+            .post(format!("{base}/resend/emails"))
+            .bearer_auth(key["vault_key"].as_str().unwrap())
+            .body(r#"{"from":"a@x.dev","to":"b@x.dev","subject":"s"}"#)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    });
+    gw.kill().unwrap();
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Every vendor, not only the one called, got its credentials from that environment.
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut gw.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!err.contains("NOT configured"), "{err}");
+    assert_eq!(err.matches("vendor configured").count(), 3, "{err}");
+}

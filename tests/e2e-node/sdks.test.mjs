@@ -15,20 +15,22 @@ import { Resend } from 'resend';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = process.env.VENDORGATE_BIN || path.join(root, 'target', 'debug', 'vendorgate');
 const ADMIN = 'e2e-node-admin-9a7b';
-const CREDS = {
-  STRIPE_SECRET_KEY: 'sk_test_vendorgate_sim_51XyZ',
-  TWILIO_ACCOUNT_SID: 'AC00000000000000000000000000000042',
-  TWILIO_AUTH_TOKEN: 'sim_twilio_auth_token_7c1e',
-  RESEND_API_KEY: 're_sim_2b9d4f',
-};
 
+// Resolves with the URL after `prefix` on the first stdout line and `info`, the JSON object
+// after it if any (`vendorgate sim`: { url, env }, env being what points a gateway at it).
 function start(args, env, prefix) {
   return new Promise((resolve, reject) => {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(STRIPE_|TWILIO_|RESEND_|VENDORGATE_)/.test(k)));
     const child = spawn(BIN, args, { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stderr.resume();
     const rl = createInterface({ input: child.stdout });
-    rl.once('line', (line) => (line.startsWith(prefix) ? resolve({ child, url: line.slice(prefix.length) }) : reject(new Error(line))));
+    rl.once('line', (line) => {
+      if (!line.startsWith(prefix)) return reject(new Error(line));
+      const rest = line.slice(prefix.length);
+      const space = rest.indexOf(' ');
+      if (space < 0) return resolve({ child, url: rest, info: {} });
+      resolve({ child, url: rest.slice(0, space), info: JSON.parse(rest.slice(space + 1)) });
+    });
     child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));
   });
 }
@@ -37,12 +39,10 @@ let sim, gw;
 before(async () => {
   sim = await start(['sim', '--listen', '127.0.0.1:0'], {}, 'vendorgate-sim listening on ');
   const dir = mkdtempSync(path.join(tmpdir(), 'vg-e2e-'));
+  // The simulator's credentials and URLs, as it printed them.
   gw = await start(['serve', '--listen', '127.0.0.1:0', '--db', path.join(dir, 'gw.db')], {
     VENDORGATE_ADMIN_TOKEN: ADMIN,
-    VENDORGATE_STRIPE_URL: `${sim.url}/stripe`,
-    VENDORGATE_TWILIO_URL: `${sim.url}/twilio`,
-    VENDORGATE_RESEND_URL: `${sim.url}/resend`,
-    ...CREDS,
+    ...sim.info.env,
   }, 'vendorgate listening on ');
 });
 after(() => {

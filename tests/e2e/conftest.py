@@ -14,16 +14,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("VENDORGATE_BIN", str(ROOT / "target" / "debug" / "vendorgate"))
 ADMIN_TOKEN = "e2e-admin-token-5f1c"
 
-SIM_CREDS = {
-    "STRIPE_SECRET_KEY": "sk_test_vendorgate_sim_51XyZ",
-    "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000042",
-    "TWILIO_AUTH_TOKEN": "sim_twilio_auth_token_7c1e",
-    "RESEND_API_KEY": "re_sim_2b9d4f",
-}
+
+def sim_credentials():
+    """The simulator's credentials (sim/credentials.json), by the environment variable the
+    gateway reads each from: {"STRIPE_SECRET_KEY": …, "TWILIO_ACCOUNT_SID": …, …}."""
+    c = json.loads((ROOT / "sim" / "credentials.json").read_text())
+    return {var: c[field] for var, field in c["env"].items()}
+
+
+SIM_CREDS = sim_credentials()
 
 
 class Proc:
-    """A child process that printed its URL on the first stdout line."""
+    """A child process that printed its URL on the first stdout line, after `prefix`; `info` is
+    the JSON object after the URL if any (`vendorgate sim`: {"url": …, "env": {…}})."""
 
     def __init__(self, args, env=None, prefix="vendorgate listening on "):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "TWILIO_", "RESEND_", "VENDORGATE_"))}
@@ -33,7 +37,8 @@ class Proc:
         if not line.startswith(prefix):
             self.p.kill()
             raise RuntimeError(f"{args[0]} did not start: {line!r} {self.p.stderr.read()}")
-        self.url = line[len(prefix):]
+        self.url, _, info = line[len(prefix):].partition(" ")
+        self.info = json.loads(info) if info else {}
 
     def stop(self):
         self.p.terminate()

@@ -51,7 +51,7 @@ def test_twilio_python_sdk(gateway, seen):
     usage = gateway.key(key["key_id"])
     assert usage["pending_usd"] == "0.0083"
     rows = no_vault_key_upstream(seen)
-    assert "/Accounts/AC00000000000000000000000000000042/" in rows[-1]["path"], "the SID is rewritten to the real one"
+    assert f"/Accounts/{SIM_CREDS['TWILIO_ACCOUNT_SID']}/" in rows[-1]["path"], "the SID is rewritten to the real one"
 
 
 def test_resend_python_sdk(gateway, seen):

@@ -3,39 +3,37 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use vendorgate_server::sim::{
-    self, SeenRequest, SimState, SIM_RESEND_KEY, SIM_STRIPE_KEY, SIM_TWILIO_SID, SIM_TWILIO_TOKEN,
+use vendorgate_sim::{
+    resend_key, stripe_key, twilio_account_sid, twilio_auth_token, SeenRequest, SimState,
 };
 
 struct Sim {
     state: SimState,
     url: String,
     http: reqwest::Client,
-    _server: vendorgate_server::ServerHandle,
 }
 
+/// The simulator on a free loopback port, serving until the test's runtime ends.
 async fn start() -> Sim {
     let state = SimState::new();
-    let server = vendorgate_server::spawn(sim::router(state.clone()), "127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    let app = vendorgate_sim::router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client");
-    Sim {
-        state,
-        url: server.url(),
-        http,
-        _server: server,
-    }
+    Sim { state, url, http }
 }
 
 impl Sim {
     fn stripe(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}/stripe{path}", self.url))
-            .bearer_auth(SIM_STRIPE_KEY)
+            .bearer_auth(stripe_key())
     }
 
     fn twilio(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -43,17 +41,18 @@ impl Sim {
             .request(
                 method,
                 format!(
-                    "{}/twilio/2010-04-01/Accounts/{SIM_TWILIO_SID}{path}",
-                    self.url
+                    "{}/twilio/2010-04-01/Accounts/{}{path}",
+                    self.url,
+                    twilio_account_sid()
                 ),
             )
-            .basic_auth(SIM_TWILIO_SID, Some(SIM_TWILIO_TOKEN))
+            .basic_auth(twilio_account_sid(), Some(twilio_auth_token()))
     }
 
     fn resend(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}/resend{path}", self.url))
-            .bearer_auth(SIM_RESEND_KEY)
+            .bearer_auth(resend_key())
     }
 }
 
@@ -112,7 +111,7 @@ async fn wrong_or_missing_credentials_get_each_vendors_401_and_are_recorded() {
     let resp = sim
         .http
         .get(format!("{}/v1/balance", sim.url))
-        .basic_auth(SIM_STRIPE_KEY, Some(""))
+        .basic_auth(stripe_key(), Some(""))
         .send()
         .await
         .unwrap();
@@ -122,10 +121,11 @@ async fn wrong_or_missing_credentials_get_each_vendors_401_and_are_recorded() {
     let (status, body) = json_of(
         sim.http
             .get(format!(
-                "{}/2010-04-01/Accounts/{SIM_TWILIO_SID}.json",
-                sim.url
+                "{}/2010-04-01/Accounts/{}.json",
+                sim.url,
+                twilio_account_sid()
             ))
-            .basic_auth(SIM_TWILIO_SID, Some("nope"))
+            .basic_auth(twilio_account_sid(), Some("nope"))
             .send()
             .await
             .unwrap(),
@@ -144,14 +144,17 @@ async fn wrong_or_missing_credentials_get_each_vendors_401_and_are_recorded() {
             "{}/twilio/2010-04-01/Accounts/{other}/Messages/SM1.json",
             sim.url
         ))
-        .basic_auth(SIM_TWILIO_SID, Some(SIM_TWILIO_TOKEN))
+        .basic_auth(twilio_account_sid(), Some(twilio_auth_token()))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
     let resp = sim.twilio(M::GET, ".json").send().await.unwrap();
     let (status, body) = json_of(resp).await;
-    assert_eq!((status, body["sid"].as_str()), (200, Some(SIM_TWILIO_SID)));
+    assert_eq!(
+        (status, body["sid"].as_str()),
+        (200, Some(twilio_account_sid()))
+    );
 
     // Resend: wrong key.
     let (status, body) = json_of(
@@ -259,7 +262,7 @@ async fn payment_intent_lifecycle() {
     let (status, pi) = json_of(
         sim.http
             .post(format!("{}/v1/payment_intents", sim.url))
-            .bearer_auth(SIM_STRIPE_KEY)
+            .bearer_auth(stripe_key())
             .form(&[
                 ("amount", "1000"),
                 ("currency", "usd"),
@@ -819,7 +822,10 @@ async fn twilio_message_is_priced_once_fetched() {
     assert_eq!(msg["num_segments"], "1");
     assert_eq!(
         msg["uri"],
-        format!("/2010-04-01/Accounts/{SIM_TWILIO_SID}/Messages/{sid}.json")
+        format!(
+            "/2010-04-01/Accounts/{}/Messages/{sid}.json",
+            twilio_account_sid()
+        )
     );
     let (status, got) = json_of(
         sim.twilio(M::GET, &format!("/Messages/{sid}.json"))
@@ -1056,7 +1062,7 @@ async fn resend_batch_and_fetch() {
         with_json(
             sim.http
                 .post(format!("{}/emails", sim.url))
-                .bearer_auth(SIM_RESEND_KEY),
+                .bearer_auth(resend_key()),
             json!({"from": "a@example.com", "to": "b@example.com", "subject": "x", "text": "y"}),
         )
         .send()
@@ -1093,8 +1099,9 @@ async fn reset_fault_drops_the_connection_after_the_effect() {
         .await
         .unwrap();
     let request = format!(
-        "GET /v1/balance HTTP/1.1\r\nhost: sim\r\nauthorization: Bearer {SIM_STRIPE_KEY}\r\n\
-         x-sim-fault: reset\r\n\r\n"
+        "GET /v1/balance HTTP/1.1\r\nhost: sim\r\nauthorization: Bearer {}\r\n\
+         x-sim-fault: reset\r\n\r\n",
+        stripe_key()
     );
     socket.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
