@@ -9,7 +9,6 @@ use pyo3_async_runtimes::generic;
 use serde_json::Value;
 use std::sync::Arc;
 use vendorgate::client::{ClientResponse, Handle, RequestBody};
-use vendorgate::config::Settings;
 use vendorgate::{AuditQuery, Config, Error, Gateway, KeySpec, Vendor};
 use vendorgate_server::EmbeddedServer;
 
@@ -156,17 +155,8 @@ impl NativeGateway {
     fn open(py: Python<'_>, path: String, config_json: Option<String>) -> PyResult<Self> {
         let origin = py
             .detach(move || -> Result<Origin, Error> {
-                let code = match config_json {
-                    Some(text) => Settings::from_json(&text),
-                    None => Ok(Settings::default()),
-                };
                 let env = |k: &str| std::env::var(k).ok();
-                let config = code
-                    .and_then(|code| Config::from_layers(&[&Settings::from_env(&env), &code], &env))
-                    .map_err(|e| match e {
-                        Error::Config(m) => Error::invalid("config", m),
-                        other => other,
-                    })?;
+                let config = Config::for_binding(config_json.as_deref(), &env)?;
                 Ok(Origin::Embedded {
                     path,
                     config: Box::new(config),

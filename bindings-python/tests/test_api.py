@@ -119,8 +119,12 @@ def test_key_arguments_accept_key_id_and_vault_key(gw: Gateway) -> None:
     assert gw.usage(key.key_id).key_id == key.key_id
     assert gw.usage(key.vault_key).key_id == key.key_id
     assert gw.usage(gw.usage(key)).key_id == key.key_id
-    c = gw.client(key.vault_key)  # vendor looked up
-    assert c.vendor == "twilio" and c.key_id == key.key_id
+    # Nothing is looked up first: the gateway takes the vendor from the vault key itself.
+    c = gw.client(key.vault_key)
+    assert c.vendor is None and c.key_id is None
+    with pytest.raises(vendorgate.EndpointNotAllowed) as ei:
+        c.request("POST", "/2010-04-01/Accounts/AC1/Messages.json", form={"To": "+15555550100", "Body": "x"})
+    assert "Messages.json" in str(ei.value)
     gw.revoke(key.vault_key)
     assert gw.usage(key.key_id).revoked
 

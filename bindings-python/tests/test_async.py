@@ -54,7 +54,7 @@ def slow_upstream() -> Iterator[str]:
 
 @pytest.fixture
 def slow_gw(tmp_path: Path, slow_upstream: str) -> Gateway:
-    return Gateway.open(tmp_path / "slow.db", config={"stripe_url": slow_upstream})
+    return Gateway.open(tmp_path / "slow.db", config={"stripe": {"url": slow_upstream}})
 
 
 async def ticker(stop: asyncio.Event, ticks: List[float]) -> None:

@@ -152,7 +152,7 @@ def test_key_not_found(gw: Gateway) -> None:
 
 def test_upstream_down_embedded(tmp_path: Path) -> None:
     port = free_port()
-    gw = Gateway.open(tmp_path / "d.db", config={"stripe_url": f"http://127.0.0.1:{port}"})
+    gw = Gateway.open(tmp_path / "d.db", config={"stripe": {"url": f"http://127.0.0.1:{port}"}})
     key = gw.issue_key("stripe", max_usd=500, allowed_endpoints=["POST /v1/payment_intents"])
     with pytest.raises(vendorgate.UpstreamError) as ei:
         gw.client(key).request("POST", "/v1/payment_intents", form={"amount": 1000, **PI_FORM})

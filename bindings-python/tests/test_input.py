@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Dict
@@ -168,18 +169,20 @@ def test_open_and_connect_argument_errors(tmp_path: Path) -> None:
         Gateway.open(123)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="colour"):
         Gateway.open(tmp_path / "a.db", config={"colour": "red"})
-    with pytest.raises(TypeError):
+    # A value of the wrong type is refused by the core, naming the key (InvalidInput is
+    # also a ValueError); it was a TypeError raised by Python before the settings layer.
+    with pytest.raises(vendorgate.InvalidInput, match="max_body_bytes"):
         Gateway.open(tmp_path / "a.db", config={"max_body_bytes": "big"})
     with pytest.raises(TypeError):
-        Gateway.open(tmp_path / "a.db", config=[("stripe_url", "x")])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="stripe_url"):
-        Gateway.open(tmp_path / "a.db", config={"stripe_url": "ftp://example.com"})
+        Gateway.open(tmp_path / "a.db", config=[("stripe", "x")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stripe.url"):
+        Gateway.open(tmp_path / "a.db", config={"stripe": {"url": "ftp://example.com"}})
     with pytest.raises(ValueError, match="max_body_bytes"):
         Gateway.open(tmp_path / "a.db", config={"max_body_bytes": 0})
-    with pytest.raises(ValueError, match="request_timeout_secs"):
-        Gateway.open(tmp_path / "a.db", config={"request_timeout_secs": -1})
+    with pytest.raises(ValueError, match="request_timeout_ms"):
+        Gateway.open(tmp_path / "a.db", config={"request_timeout_ms": -1})
     with pytest.raises(ValueError, match="resend_email_usd"):
-        Gateway.open(tmp_path / "a.db", config={"resend_email_usd": "-1"})
+        Gateway.open(tmp_path / "a.db", config={"pricing": {"resend_email_usd": "-1"}})
     with pytest.raises(TypeError):
         Gateway.connect(8080)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="url"):
@@ -199,12 +202,14 @@ def test_config_overrides_apply(tmp_path: Path, sim_url: str) -> None:
     gw = Gateway.open(
         tmp_path / "cfg.db",
         config={
-            "resend_email_usd": Decimal("0.01"),
-            "twilio_sms_rates": {"1": "0.02"},
             "max_body_bytes": 100,
-            "request_timeout_secs": 5,
-            "connect_timeout_secs": 2.5,
-            "fx": {"EUR": "1.25"},
+            "request_timeout_ms": timedelta(seconds=5),
+            "connect_timeout_ms": 2500,
+            "pricing": {
+                "resend_email_usd": Decimal("0.01"),
+                "twilio_sms": {"1": "0.02"},
+                "fx": {"EUR": 1.25},
+            },
         },
     )
     rk = gw.issue_key("resend", max_usd=1, allowed_endpoints=["POST /emails"])

@@ -41,7 +41,7 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_errors_pickle_with_their_attributes() -> None:
     e = errors._from_native(
-        Exception("spend_cap_exceeded", 402, "over the cap", '{"cap_usd": "5.00", "spent_usd": "4.50", "window": "run"}'),
+        Exception("SpendCapExceeded", "spend_cap_exceeded", 402, "over the cap", '{"cap_usd": "5.00", "spent_usd": "4.50", "window": "run"}'),
         key_id="key_1",
     )
     assert isinstance(e, vendorgate.SpendCapExceeded)
@@ -51,9 +51,16 @@ def test_errors_pickle_with_their_attributes() -> None:
     assert back.cap_usd == Decimal("5.00") and back.spent_usd == Decimal("4.50") and back.window == "run"
 
 
-def test_unknown_remote_reason_is_a_plain_error() -> None:
-    e = errors._from_native(Exception("something_new", 418, "teapot", "not json"))
-    assert type(e) is vendorgate.Error and e.code == "something_new" and e.status == 418
+def test_unknown_remote_reason_is_classed_by_status() -> None:
+    # A reason this version does not know (a newer server): the core classes it by status
+    # (it was a plain Error before the classes were decided in the core).
+    cls = vendorgate._vendorgate.class_of_reason("something_new", 418)
+    e = errors._from_native(Exception(cls, "something_new", 418, "teapot", "not json"))
+    assert type(e) is vendorgate.Denied and e.code == "something_new" and e.status == 418
+    assert errors.error_class("something_new", 503) is vendorgate.UpstreamError
+    # A class name this package does not have falls back to the base class.
+    e = errors._from_native(Exception("NoSuchClass", "something_new", 418, "teapot", "not json"))
+    assert type(e) is vendorgate.Error
 
 
 def test_keys_hash_and_compare(embedded: Gateway) -> None:

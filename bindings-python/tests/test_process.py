@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_gil_is_released_during_a_call(tmp_path: Path, slow_upstream: str) -> None:  # noqa: F811
-    gw = Gateway.open(tmp_path / "g.db", config={"stripe_url": slow_upstream})
+    gw = Gateway.open(tmp_path / "g.db", config={"stripe": {"url": slow_upstream}})
     key = gw.issue_key("stripe", max_usd=1, allowed_endpoints=["GET /v1/balance"])
     c = gw.client(key)
     counter = [0]
@@ -55,7 +55,7 @@ def test_ctrl_c_interrupts_a_blocking_call(tmp_path: Path, slow_upstream: str) -
         # What an interactive Python has; a child of a background shell inherits SIGINT
         # ignored, and Python then leaves it ignored (seen when CI was started with `&`).
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        gw = vendorgate.Gateway.open({str(tmp_path / 'c.db')!r}, config={{"stripe_url": {slow_upstream!r}}})
+        gw = vendorgate.Gateway.open({str(tmp_path / 'c.db')!r}, config={{"stripe": {{"url": {slow_upstream!r}}}}})
         key = gw.issue_key("stripe", max_usd=1, allowed_endpoints=["GET /**"])
         c = gw.client(key)
         print("ready", flush=True)

@@ -50,7 +50,10 @@ fn the_class_tree_is_the_contract_tree() {
         serde_json::from_value(c["class_parents"].clone()).unwrap();
     let core: BTreeMap<String, String> = ErrorClass::ALL
         .iter()
-        .filter_map(|k| k.parent().map(|p| (k.name().to_string(), p.name().to_string())))
+        .filter_map(|k| {
+            k.parent()
+                .map(|p| (k.name().to_string(), p.name().to_string()))
+        })
         .collect();
     assert_eq!(parents, core);
 }

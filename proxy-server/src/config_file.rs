@@ -55,8 +55,7 @@ impl FileConfig {
         }
         let keys =
             ServerKeys::deserialize(toml::Value::Table(server)).map_err(|e| e.to_string())?;
-        let settings = Settings::deserialize(toml::Value::Table(table))
-            .map_err(|e| e.to_string().trim().to_string())?;
+        let settings = Settings::from_deserializer(toml::Value::Table(table))?;
         Ok(FileConfig {
             listen: keys.listen,
             admin_listen: keys.admin_listen,

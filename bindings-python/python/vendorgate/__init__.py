@@ -22,6 +22,7 @@ import os as _os
 
 from . import _vendorgate
 from ._gateway import (
+    AUDIT_DEFAULT_LIMIT,
     CONFIG_KEYS,
     AsyncClient,
     Client,
@@ -50,6 +51,7 @@ from .errors import (
     Unauthorized,
     UnknownKey,
     UpstreamError,
+    _check_tree,
 )
 
 __version__: str = _vendorgate.__version__
@@ -67,6 +69,7 @@ __all__ = [
     "KeyRef",
     "UsdIn",
     "CONFIG_KEYS",
+    "AUDIT_DEFAULT_LIMIT",
     "Error",
     "Denied",
     "Unauthorized",
@@ -84,6 +87,9 @@ __all__ = [
     "KeyNotFound",
     "__version__",
 ]
+
+# The class tree is the core's (Error::class decides; this only guards against drift).
+_check_tree()
 
 # A forked child gets a fresh runtime (the parent's threads do not survive fork()).
 if hasattr(_os, "register_at_fork"):

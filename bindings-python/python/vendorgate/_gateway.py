@@ -37,32 +37,25 @@ __all__ = [
     "Headers",
     "KeyRef",
     "CONFIG_KEYS",
+    "AUDIT_DEFAULT_LIMIT",
 ]
+
+AUDIT_DEFAULT_LIMIT: int = _native.AUDIT_DEFAULT_LIMIT
+"""Rows :meth:`Gateway.audit` returns when no ``limit`` is given (the same in Node)."""
 
 VENDORS = ("stripe", "twilio", "resend")
 
 CONFIG_KEYS: Dict[str, str] = {
-    "stripe_url": "Stripe upstream base URL (default https://api.stripe.com)",
-    "twilio_url": "Twilio upstream base URL (default https://api.twilio.com)",
-    "resend_url": "Resend upstream base URL (default https://api.resend.com)",
-    "max_body_bytes": "largest request body forwarded, bytes (default 1 MiB)",
-    "request_timeout_secs": "time allowed for the vendor's whole answer (default 60)",
-    "connect_timeout_secs": "time allowed to connect to the vendor (default 5)",
-    "max_key_ttl_secs": "longest expires_in a key may be issued with (default 30 days)",
-    "resend_email_usd": "price of one email recipient (default 0.0009)",
-    "twilio_mms_usd": "price of one MMS (default 0.025)",
-    "twilio_sms_rates": "{calling code: USD per SMS segment}, merged into the defaults",
-    "fx": "{currency code: USD per major unit}, merged into the defaults",
+    key: f"{unit}, default {default}" for key, unit, default in _native.settings_keys()
 }
-"""The keys ``Gateway.open(config=...)`` accepts, with what each sets. Everything else
-(credentials, upstream URLs) comes from the environment: ``STRIPE_SECRET_KEY``,
-``TWILIO_ACCOUNT_SID`` + ``TWILIO_AUTH_TOKEN``, ``RESEND_API_KEY``,
-``VENDORGATE_STRIPE_URL``, ``VENDORGATE_TWILIO_URL``, ``VENDORGATE_RESEND_URL``."""
+"""The keys ``Gateway.open(config=...)`` accepts (nested as in the server's TOML file:
+``"pricing.fx"`` is ``config["pricing"]["fx"]``), with unit and default. The same keys, units
+and merge rules as ``vendorgate serve --config``; see the README's settings table. Credentials
+are never settings: they come from the environment (``STRIPE_SECRET_KEY``, …, or the
+variables a vendor's ``*_env`` setting names)."""
 
-_URL_KEYS = ("stripe_url", "twilio_url", "resend_url")
-_SECS_KEYS = ("request_timeout_secs", "connect_timeout_secs", "max_key_ttl_secs")
-_USD_KEYS = ("resend_email_usd", "twilio_mms_usd")
-_TABLE_KEYS = ("twilio_sms_rates", "fx")
+# Tables of USD amounts keyed by a code, under "pricing".
+_USD_TABLES = ("fx", "twilio_sms", "twilio_call_minute_usd_by_prefix", "twilio_number_monthly_usd")
 
 
 # ---- values -------------------------------------------------------------------------------
@@ -399,10 +392,10 @@ class Client:
     __slots__ = ("_gw", "vault_key", "vendor", "key_id")
 
     vault_key: str
-    vendor: str
+    vendor: Optional[str]
     key_id: Optional[str]
 
-    def __init__(self, gateway: "Gateway", vault_key: str, vendor: str, key_id: Optional[str]) -> None:
+    def __init__(self, gateway: "Gateway", vault_key: str, vendor: Optional[str], key_id: Optional[str]) -> None:
         self._gw = gateway
         self.vault_key = vault_key
         self.vendor = vendor
@@ -439,7 +432,7 @@ class Client:
         kind, data = _encode_body(form, json, body)
         hp = _header_pairs(headers, idempotency_key)
         try:
-            r = self._gw._n.request(self.vault_key, self.vendor, m, path, hp, kind, data)
+            r = self._gw._n.request(self.vault_key, self.vendor or "", m, path, hp, kind, data)
         except _native.NativeError as e:
             raise _from_native(e, self.key_id) from None
         return Response._from_native(r)
@@ -462,7 +455,7 @@ class Client:
         kind, data = _encode_body(form, json, body)
         hp = _header_pairs(headers, idempotency_key)
         try:
-            r = await self._gw._n.arequest(self.vault_key, self.vendor, m, path, hp, kind, data)
+            r = await self._gw._n.arequest(self.vault_key, self.vendor or "", m, path, hp, kind, data)
         except _native.NativeError as e:
             raise _from_native(e, self.key_id) from None
         return Response._from_native(r)
@@ -486,8 +479,8 @@ class AsyncClient:
         self._c = client
 
     @property
-    def vendor(self) -> str:
-        """The vendor this client calls."""
+    def vendor(self) -> Optional[str]:
+        """The vendor this client calls (``None``: the gateway takes it from the key)."""
         return self._c.vendor
 
     @property
@@ -520,39 +513,44 @@ class AsyncClient:
 
 
 def _config_json(config: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """``config`` as the core's settings JSON. Only types are converted here (Decimal and
+    numbers to decimal text for USD amounts, timedelta to the unit a key's name ends with);
+    keys and values are checked by the core, which names the key it refuses."""
     if config is None:
         return None
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict, not {type(config).__name__}")
-    out: Dict[str, Any] = {}
-    for k, v in config.items():
-        if not isinstance(k, str):
-            raise TypeError(f"config keys must be str, got {k!r}")
-        if k in _URL_KEYS:
-            if not isinstance(v, str):
-                raise TypeError(f"config[{k!r}] must be a URL str, not {type(v).__name__}")
-            out[k] = v
-        elif k == "max_body_bytes":
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"config[{k!r}] must be an int, not {type(v).__name__}")
-            out[k] = v
-        elif k in _SECS_KEYS:
-            if isinstance(v, _dt.timedelta):
-                v = v.total_seconds()
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"config[{k!r}] must be seconds (int, float or timedelta), not {type(v).__name__}")
-            out[k] = v
-        elif k in _USD_KEYS:
-            out[k] = usd_text(v, f"config[{k!r}]")
-        elif k in _TABLE_KEYS:
-            if not isinstance(v, Mapping):
-                raise TypeError(f"config[{k!r}] must be a dict, not {type(v).__name__}")
-            out[k] = {str(p): usd_text(r, f"config[{k!r}][{p!r}]") for p, r in v.items()}
-        else:
-            raise ValueError(
-                f"unknown config key {k!r}; known keys are {', '.join(CONFIG_KEYS)}"
-            )
-    return _json.dumps(out)
+    return _json.dumps(_settings_value(config, "config"))
+
+
+def _settings_value(v: Any, path: str, usd: bool = False) -> Any:
+    name = path.rsplit(".", 1)[-1]
+    if isinstance(v, Mapping):
+        out: Dict[str, Any] = {}
+        for k, item in v.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{path} keys must be str, got {k!r}")
+            out[k] = _settings_value(item, f"{path}.{k}", usd=name in _USD_TABLES)
+        return out
+    if isinstance(v, (list, tuple)):
+        return [_settings_value(item, f"{path}[{i}]") for i, item in enumerate(v)]
+    if isinstance(v, _dt.timedelta):
+        if name.endswith("_ms"):
+            return _whole(v.total_seconds() * 1000, path)
+        if name.endswith("_secs"):
+            return _whole(v.total_seconds(), path)
+        raise TypeError(f"{path} is not a duration")
+    if usd or name.endswith("_usd"):
+        return usd_text(v, path)
+    if isinstance(v, Decimal):
+        return str(v)
+    return v
+
+
+def _whole(x: float, path: str) -> int:
+    if x != int(x):
+        raise ValueError(f"invalid {path}: must be a whole number of its unit")
+    return int(x)
 
 
 def _ttl(expires_in: Any) -> Union[int, str]:
@@ -627,8 +625,10 @@ class Gateway:
 
         Vendor credentials and upstream URLs come from the environment (``STRIPE_SECRET_KEY``,
         ``TWILIO_ACCOUNT_SID``/``TWILIO_AUTH_TOKEN``, ``RESEND_API_KEY``,
-        ``VENDORGATE_*_URL``). ``config`` overrides a few settings; see :data:`CONFIG_KEYS`
-        (unknown keys raise :class:`ValueError`).
+        ``VENDORGATE_*_URL``). ``config`` takes the same settings as the server's TOML file,
+        nested the same way (``{"request_timeout_ms": 30000, "pricing": {"fx": {"EUR":
+        "1.2"}}}``), over the environment; see :data:`CONFIG_KEYS` (an unknown key raises
+        :class:`InvalidInput`, a :class:`ValueError`, naming it).
         """
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or path-like, not {type(path).__name__}")
@@ -645,11 +645,14 @@ class Gateway:
     def connect(cls, url: str, admin_token: Optional[str] = None) -> "Gateway":
         """Connect to a running ``vendorgate serve`` at ``url``: the server holds the real
         vendor keys and enforces; this process only holds the admin token (needed for
-        issue_key, revoke, usage, audit and list_keys, not for client requests)."""
+        issue_key, revoke, usage, audit and list_keys, not for client requests). With no
+        ``admin_token``, ``$VENDORGATE_ADMIN_TOKEN`` is used when set."""
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
         if admin_token is not None and not isinstance(admin_token, str):
             raise TypeError("admin_token must be a str or None")
+        if admin_token is None:
+            admin_token = os.environ.get("VENDORGATE_ADMIN_TOKEN") or None
         try:
             return cls(_native.NativeGateway.connect(url, admin_token))
         except _native.NativeError as e:
@@ -779,7 +782,8 @@ class Gateway:
         since: Union[_dt.datetime, _dt.timedelta, str, None] = None,
         limit: Optional[int] = None,
     ) -> List[Dict[str, Any]]:
-        """Audit rows, oldest first: the newest ``limit`` (default and most 10,000) rows
+        """Audit rows, oldest first: the newest ``limit`` (default and most
+        :data:`AUDIT_DEFAULT_LIMIT`, 10,000, the same in both bindings) rows
         matching ``run_id``, ``key`` and ``since`` (an aware datetime, an ISO 8601 str, or a
         timedelta meaning "that long ago").
 
@@ -803,7 +807,7 @@ class Gateway:
                 key_id = self.usage(ref).key_id
         sm = _since_ms(since)
         try:
-            text = self._n.audit(key_id, run_id, sm, min(limit or 10_000, 10_000))
+            text = self._n.audit(key_id, run_id, sm, limit or 0)
         except _native.NativeError as e:
             raise _from_native(e, key_id) from None
         return [_audit_row(r) for r in _json.loads(text)]
@@ -860,9 +864,9 @@ class Gateway:
     def client(self, key: Union[Key, str], vendor: Optional[str] = None) -> Client:
         """A :class:`Client` that calls the key's vendor with its vault key.
 
-        ``key`` is the issued :class:`Key`, or a vault key string (``vk_…``); for a string the
-        vendor is looked up (embedded, or connect with an admin token) unless ``vendor`` is
-        given.
+        ``key`` is the issued :class:`Key`, or a vault key string (``vk_…``). For a string,
+        ``vendor`` may be given; without it the gateway takes the vendor from the key itself
+        (nothing is looked up first), and ``Client.vendor`` is ``None``.
         """
         if isinstance(key, Key):
             if vendor is not None and vendor != key.vendor:
@@ -875,23 +879,20 @@ class Gateway:
                 "invalid key: client() needs the vault key (vk_…), shown once by issue_key, "
                 "not a key id"
             )
-        key_id: Optional[str] = None
-        if vendor is None:
-            status = self.usage(key)
-            vendor, key_id = status.vendor, status.key_id
-        elif not isinstance(vendor, str):
-            raise TypeError("vendor must be a str")
-        elif vendor not in VENDORS:
-            raise ValueError(f"invalid vendor: {vendor!r} is not one of stripe, twilio, resend")
-        return Client(self, key, vendor, key_id)
+        if vendor is not None:
+            if not isinstance(vendor, str):
+                raise TypeError("vendor must be a str")
+            if vendor not in VENDORS:
+                raise ValueError(f"invalid vendor: {vendor!r} is not one of stripe, twilio, resend")
+        return Client(self, key, vendor, None)
 
     def aclient(self, key: Union[Key, str], vendor: Optional[str] = None) -> AsyncClient:
         """An :class:`AsyncClient` for ``key``: like :meth:`client`, with a coroutine
         ``request``."""
         return AsyncClient(self.client(key, vendor))
 
-    def serve(self, port: int = 0, admin_token: Optional[str] = None) -> str:
-        """Serve this embedded gateway over HTTP on 127.0.0.1 (``port=0`` picks a free port)
+    def serve(self, port: int = 0, admin_token: Optional[str] = None, host: str = "127.0.0.1") -> str:
+        """Serve this embedded gateway over HTTP on ``host`` (``port=0`` picks a free port)
         and return its base URL, e.g. ``"http://127.0.0.1:50123"``. The official vendor SDKs
         then work against it: point them at ``url + "/stripe"`` (``"/twilio"``,
         ``"/resend"``) with the vault key as their API key. ``admin_token`` enables the admin
@@ -903,8 +904,10 @@ class Gateway:
             raise ValueError(f"invalid port: {port} is not between 0 and 65535")
         if admin_token is not None and not isinstance(admin_token, str):
             raise TypeError("admin_token must be a str or None")
+        if not isinstance(host, str) or not host:
+            raise TypeError("host must be a non-empty str")
         try:
-            url = self._n.serve(port, admin_token)
+            url = self._n.serve(port, admin_token, host)
         except _native.NativeError as e:
             raise _from_native(e) from None
         self._served = url

@@ -2,11 +2,23 @@
 
 from typing import Awaitable, List, Optional, Tuple, final
 
-__all__ = ["NativeError", "NativeGateway", "NativeResponse", "_after_fork_in_child", "__version__"]
+__all__ = [
+    "NativeError",
+    "NativeGateway",
+    "NativeResponse",
+    "_after_fork_in_child",
+    "error_classes",
+    "reason_class_names",
+    "class_of_reason",
+    "settings_keys",
+    "AUDIT_DEFAULT_LIMIT",
+    "__version__",
+]
 __version__: str
+AUDIT_DEFAULT_LIMIT: int
 
 class NativeError(Exception):
-    """A gateway error: args are (code, status, message, details_json)."""
+    """A gateway error: args are (class_name, code, status, message, details_json)."""
 
 @final
 class NativeResponse:
@@ -65,7 +77,11 @@ class NativeGateway:
         body: Optional[bytes] = None,
     ) -> Awaitable[NativeResponse]: ...
     def _bench_core(self, vault_key: str, vendor: str, method: str, path: str, calls: int) -> float: ...
-    def serve(self, port: int = 0, admin_token: Optional[str] = None) -> str: ...
+    def serve(self, port: int = 0, admin_token: Optional[str] = None, host: str = "127.0.0.1") -> str: ...
     def close(self) -> None: ...
 
 def _after_fork_in_child() -> None: ...
+def error_classes() -> List[Tuple[str, Optional[str]]]: ...
+def reason_class_names() -> List[Tuple[str, str]]: ...
+def class_of_reason(reason: str, status: int = 400) -> str: ...
+def settings_keys() -> List[Tuple[str, str, str]]: ...

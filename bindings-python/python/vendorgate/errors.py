@@ -11,6 +11,7 @@ the same one the audit log records and the vendor SDKs see as ``vendorgate_<code
     │   │   ├── UnknownKey          missing_key, unknown_key
     │   │   ├── KeyRevoked          key_revoked
     │   │   └── KeyExpired          key_expired
+    │   │   (Unauthorized itself: the admin token was refused)
     │   ├── EndpointNotAllowed      403: endpoint_not_allowed, credential
     │   ├── SpendCapExceeded        402: spend_cap_exceeded (cap_usd, spent_usd, estimate_usd)
     │   ├── DuplicateRequest        409: duplicate_request
@@ -20,6 +21,10 @@ the same one the audit log records and the vendor SDKs see as ``vendorgate_<code
     ├── ConfigError                 config_error, vendor_not_configured
     ├── InvalidInput                also a ValueError: bad argument, names the field
     └── KeyNotFound                 also a LookupError: no such key
+
+Which class an error raises is decided once, in the Rust core (``Error::class``), for both
+bindings; this module only holds the classes (``_check_tree`` compares them with the core's
+tree). A reason code this version does not know (a newer server) is classed by its status.
 """
 
 from __future__ import annotations
@@ -189,29 +194,6 @@ class KeyNotFound(Error, LookupError):
     """No key with that id or vault key exists. Also a :class:`LookupError`."""
 
 
-_BY_CODE: Dict[str, Type[Error]] = {
-    "missing_key": UnknownKey,
-    "unknown_key": UnknownKey,
-    "key_revoked": KeyRevoked,
-    "key_expired": KeyExpired,
-    "unauthorized": Unauthorized,
-    "endpoint_not_allowed": EndpointNotAllowed,
-    "credential": EndpointNotAllowed,
-    "spend_cap_exceeded": SpendCapExceeded,
-    "duplicate_request": DuplicateRequest,
-    "bad_path": BadRequest,
-    "bad_request": BadRequest,
-    "cannot_price": BadRequest,
-    "body_too_large": BadRequest,
-    "upstream_error": UpstreamError,
-    "store_error": StoreError,
-    "config_error": ConfigError,
-    "vendor_not_configured": ConfigError,
-    "invalid_input": InvalidInput,
-    "not_found": KeyNotFound,
-}
-
-
 def _decimal_or_none(v: Any) -> Optional[Decimal]:
     if v is None or isinstance(v, bool):
         return None
@@ -227,23 +209,45 @@ def _rebuild(
     return cls(message, code=code, status=status, key_id=key_id, details=details)
 
 
-def error_class(code: str) -> Type[Error]:
-    """The exception class for a gateway reason code (:class:`Error` for an unknown one)."""
-    return _BY_CODE.get(code, Error)
+def error_class(code: str, status: int = 400) -> Type[Error]:
+    """The exception class for a gateway reason code (decided by the core; a code this
+    version does not know is classed by ``status``)."""
+    from . import _vendorgate
+
+    return _class_named(_vendorgate.class_of_reason(code, status))
+
+
+def _class_named(name: str) -> Type[Error]:
+    cls = globals().get(name)
+    if isinstance(cls, type) and issubclass(cls, Error):
+        return cls
+    return Error
+
+
+def _check_tree() -> None:
+    """Fail loudly if this module's classes and the core's class tree disagree."""
+    from . import _vendorgate
+
+    for name, parent in _vendorgate.error_classes():
+        cls = globals().get(name)
+        base = _class_named(parent) if parent else Error
+        if not (isinstance(cls, type) and issubclass(cls, base) and (parent is None or base is not Error)):
+            raise ImportError(f"vendorgate.errors.{name} does not match the core (parent {parent or 'Error'})")
 
 
 def _from_native(exc: BaseException, key_id: Optional[str] = None) -> Error:
-    """Turn the native module's ``NativeError(code, status, message, details_json)``."""
+    """Turn the native module's ``NativeError(class, code, status, message, details_json)``."""
     args = exc.args
-    code = str(args[0]) if len(args) > 0 else "error"
-    status = int(args[1]) if len(args) > 1 else 500
-    message = str(args[2]) if len(args) > 2 else str(exc)
+    name = str(args[0]) if len(args) > 0 else "Error"
+    code = str(args[1]) if len(args) > 1 else "error"
+    status = int(args[2]) if len(args) > 2 else 500
+    message = str(args[3]) if len(args) > 3 else str(exc)
     details: Dict[str, Any] = {}
-    if len(args) > 3:
+    if len(args) > 4:
         try:
-            parsed = json.loads(args[3])
+            parsed = json.loads(args[4])
             if isinstance(parsed, dict):
                 details = parsed
         except (TypeError, ValueError):
             pass
-    return error_class(code)(message, code=code, status=status, key_id=key_id, details=details)
+    return _class_named(name)(message, code=code, status=status, key_id=key_id, details=details)

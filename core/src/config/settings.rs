@@ -133,9 +133,30 @@ impl Settings {
         }
     }
 
-    /// Settings from JSON text (the bindings' `config`), unknown keys refused by name.
+    /// Settings from JSON text (the bindings' `config`); an unknown key or a wrong value is
+    /// refused naming where it is (`config.pricing.fx.EUR: …`).
     pub fn from_json(text: &str) -> Result<Settings> {
-        serde_json::from_str(text).map_err(|e| Error::Config(format!("config: {e}")))
+        Settings::from_deserializer(&mut serde_json::Deserializer::from_str(text))
+            .map_err(|e| Error::Config(format!("config.{e}")))
+    }
+
+    /// Settings from any serde format (the server's TOML file). The error names the path of
+    /// the key it refuses, e.g. `pricing.twilio_call_max_minutes: invalid type: …`.
+    pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Settings, String> {
+        serde_path_to_error::deserialize(d).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let inner = inner
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if path == "." {
+                inner
+            } else {
+                format!("{path}: {inner}")
+            }
+        })
     }
 
     fn vendor(&self, v: Vendor) -> Option<&VendorSettings> {
@@ -242,7 +263,7 @@ impl PricingSettings {
             let vendor: Vendor = o
                 .vendor
                 .parse()
-                .map_err(|e| Error::Config(format!("{field}: {e}")))?;
+                .map_err(|e| Error::Config(format!("{field}: vendor {e}")))?;
             let micros = match (o.free, &o.price_usd) {
                 (Some(true), None) => None,
                 (None | Some(false), Some(v)) => Some(usd(&format!("override[{i}].price_usd"), v)?),
@@ -313,6 +334,24 @@ impl Config {
         };
         c.validate()?;
         Ok(c)
+    }
+}
+
+impl Config {
+    /// The config of a binding's `Gateway.open`: the environment, then `code` (the `config`
+    /// argument as JSON). A mistake in `code` is the caller's bad argument (`InvalidInput`,
+    /// field `config`); one in the environment stays a `Config` error.
+    pub fn for_binding(code: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let as_input = |e: Error| match e {
+            Error::Config(m) => Error::invalid("config", m),
+            other => other,
+        };
+        let code = match code {
+            Some(text) => Settings::from_json(text).map_err(as_input)?,
+            None => Settings::default(),
+        };
+        Config::from_layers(&[&code], &|_| None).map_err(as_input)?;
+        Config::from_layers(&[&Settings::from_env(env), &code], env)
     }
 }
 
