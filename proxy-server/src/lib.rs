@@ -9,7 +9,7 @@ use axum::Router;
 use vendorgate::Gateway;
 
 mod admin;
-pub mod config_file;
+
 pub mod error;
 mod vendor_routes;
 

@@ -332,7 +332,7 @@ fn fmt_counts(m: &std::collections::BTreeMap<String, usize>) -> String {
 /// shown once with a count.
 fn print_collapsed(rows: &[Value], full: bool) {
     if full {
-        crate::cli::print_audit(rows, false, true);
+        crate::keys::print_audit(rows, false, true);
         return;
     }
     let sig = |r: &Value| {
@@ -362,7 +362,7 @@ fn print_collapsed(rows: &[Value], full: bool) {
         "MONEY"
     );
     for (r, n) in groups {
-        let st = crate::cli::s;
+        let st = crate::keys::s;
         println!(
             "{:>5}  {:<13} {:<7} {:<6} {:<42} {:<22} {:>4} {:>9} {:>9} {:<9}",
             format!("{n}×"),

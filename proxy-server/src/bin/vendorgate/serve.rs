@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config_file::FileConfig;
 use clap::Args;
 use vendorgate::{Gateway, SqliteStore, Vendor};
-use vendorgate_server::config_file::FileConfig;
 use vendorgate_server::{sim, AppState, ServerError};
 
 #[derive(Args)]

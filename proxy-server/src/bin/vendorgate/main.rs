@@ -1,12 +1,16 @@
-//! `vendorgate`: the proxy server, key and audit commands, and an offline demo.
+//! `vendorgate`: the proxy server, key and audit commands, and an offline demo. The binary's
+//! modules live here, apart from the library (`src/`) that the bindings link: `serve.rs` and
+//! `config_file.rs` (the server and its TOML file), `keys.rs` (the `keys` and `audit`
+//! commands), `demo.rs`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-mod cli;
+mod config_file;
 mod demo;
+mod keys;
 mod serve;
 
 #[derive(Parser)]
@@ -27,10 +31,10 @@ enum Command {
     /// Issue, revoke, list and inspect vault keys.
     Keys {
         #[command(subcommand)]
-        command: cli::KeysCommand,
+        command: keys::KeysCommand,
     },
     /// Show the audit log: one row per request.
-    Audit(cli::AuditArgs),
+    Audit(keys::AuditArgs),
     /// Offline demo: a runaway agent against a built-in vendor simulator, and the brake firing.
     Demo(demo::DemoArgs),
     /// Run only the built-in vendor simulator (what `--upstream sim` and the tests use).
@@ -74,8 +78,8 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,
-            Command::Keys { command } => cli::keys(command).await,
-            Command::Audit(a) => cli::audit(a).await,
+            Command::Keys { command } => keys::keys(command).await,
+            Command::Audit(a) => keys::audit(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Sim(a) => serve::run_sim(&a.listen).await,
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use vendorgate::config::Settings;
 use vendorgate::Config;
 
-use crate::error::ServerError;
+use vendorgate_server::ServerError;
 
 /// The keys only the server has.
 #[derive(Debug, Default, Deserialize)]
