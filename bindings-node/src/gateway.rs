@@ -47,12 +47,23 @@ pub struct NativeGateway {
     server: Arc<EmbeddedServer>,
 }
 
-/// `Gateway.open(path, config)`: the embedded gateway on a local SQLite file.
+/// `Gateway.open(path, config)`: the embedded gateway on a local SQLite file. A fault of the
+/// `config` argument itself (an unknown key, a bad value) is a bad argument: `invalid_input`
+/// with field `config`, as in the Python binding; a fault of the environment (a bad
+/// `VENDORGATE_STRIPE_URL`, half the Twilio credentials) stays a `config_error`.
 #[napi]
 pub async fn open_gateway(path: String, config_json: String) -> Result<NativeGateway> {
     let gw = tokio::task::spawn_blocking(move || -> vendorgate::Result<Gateway> {
         let env = |k: &str| std::env::var(k).ok();
-        let code = Settings::from_json(&config_json)?;
+        let code = Settings::from_json(&config_json)
+            .and_then(|code| Config::from_layers(&[&code], &|_| None).map(|_| code))
+            .map_err(|e| match e {
+                vendorgate::Error::Config(m) => {
+                    let m = m.strip_prefix("config: ").unwrap_or(&m);
+                    vendorgate::Error::invalid("config", m)
+                }
+                other => other,
+            })?;
         let cfg = Config::from_layers(&[&Settings::from_env(&env), &code], &env)?;
         Gateway::open(PathBuf::from(path), cfg)
     })
