@@ -1,5 +1,5 @@
 'use strict'
-// Every error code, in embedded mode and in connect mode against the real `vendorgate serve`.
+// Every error class and code, in embedded mode and in connect mode against the real `vendorgate serve`.
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -57,19 +57,26 @@ for (const [mode, make] of Object.entries(modes)) {
 
     test('unknown_key: a vault key the gateway never issued', async () => {
       const c = gw.client('vk_' + 'A'.repeat(43), { vendor: 'stripe' })
-      await rejectsWith(c.request('GET', '/v1/balance'), 'unknown_key', { status: 401 })
+      const err = await rejectsWith(c.request('GET', '/v1/balance'), 'unknown_key', { status: 401 })
+      assert.ok(err instanceof vg.UnknownKey)
+      assert.ok(err instanceof vg.Unauthorized)
+      // Without { vendor }, the gateway decides from the key (here: it does not know it).
+      await rejectsWith(gw.client('vk_' + 'A'.repeat(43)).request('GET', '/v1/balance'), 'unknown_key', { status: 401 })
     })
 
     test('key_revoked', async () => {
       const key = await gw.issueKey({ vendor: 'stripe', maxUsd: 5, allowedEndpoints: ['GET /v1/balance'] })
       await gw.revoke(key)
-      await rejectsWith(gw.client(key).request('GET', '/v1/balance'), 'key_revoked', { status: 401, keyId: key.keyId })
+      const err = await rejectsWith(gw.client(key).request('GET', '/v1/balance'), 'key_revoked', { status: 401, keyId: key.keyId })
+      assert.ok(err instanceof vg.KeyRevoked)
+      assert.ok(err instanceof vg.Unauthorized)
     })
 
     test('key_expired', async () => {
       const key = await gw.issueKey({ vendor: 'stripe', maxUsd: 5, allowedEndpoints: ['GET /v1/balance'], expiresIn: 1 })
       await new Promise((r) => setTimeout(r, 1100))
       const err = await rejectsWith(gw.client(key).request('GET', '/v1/balance'), 'key_expired', { status: 401 })
+      assert.ok(err instanceof vg.KeyExpired)
       assert.ok(err instanceof vg.Unauthorized)
       assert.ok(err instanceof vg.Denied)
     })
@@ -111,12 +118,13 @@ for (const [mode, make] of Object.entries(modes)) {
       assert.equal((await gw.usage(key)).spentUsd, '5.00')
     })
 
-    test('bad_request: a path that cannot be checked, a call that cannot be priced', async () => {
+    test('BadRequest: a path that cannot be checked (bad_path), a call that cannot be priced (cannot_price), a method override (bad_request)', async () => {
       const key = await gw.issueKey({ vendor: 'stripe', maxUsd: 50, allowedEndpoints: ['POST /v1/charges', 'GET /v1/**'] })
       const c = gw.client(key)
-      const badPath = await rejectsWith(c.request('GET', '/v1/charges%2F..%2Fbalance'), 'bad_request', { status: 400, reason: 'bad_path' })
+      const badPath = await rejectsWith(c.request('GET', '/v1/charges%2F..%2Fbalance'), 'bad_path', { status: 400, reason: 'bad_path' })
       assert.ok(badPath instanceof vg.BadRequest)
-      await rejectsWith(c.request('POST', '/v1/charges', { form: { amount: 500, currency: 'xts', source: 'tok_visa' } }), 'bad_request', { status: 400, reason: 'cannot_price' })
+      const unpriced = await rejectsWith(c.request('POST', '/v1/charges', { form: { amount: 500, currency: 'xts', source: 'tok_visa' } }), 'cannot_price', { status: 400, reason: 'cannot_price' })
+      assert.ok(unpriced instanceof vg.BadRequest)
       await rejectsWith(c.request('POST', '/v1/charges', { form: charge(1), headers: { 'X-HTTP-Method-Override': 'DELETE' } }), 'bad_request', { reason: 'bad_request' })
     })
 
@@ -145,7 +153,7 @@ for (const [mode, make] of Object.entries(modes)) {
       await rejectsWith(gw.usage('key_000000000000000000000000'), 'not_found')
     })
 
-    test('config_error: serve() needs an embedded gateway; a vendor with no credentials', async () => {
+    test('ConfigError: serve() needs an embedded gateway (config_error); a vendor with no credentials (vendor_not_configured); a bad environment', async () => {
       if (mode === 'connect') {
         const err = await rejectsWith(gw.serve(), 'config_error')
         assert.ok(err instanceof vg.ConfigError)
@@ -160,9 +168,24 @@ for (const [mode, make] of Object.entries(modes)) {
         process.env.RESEND_API_KEY = saved
       }
       const key = await bare.issueKey({ vendor: 'resend', maxUsd: 1, allowedEndpoints: ['POST /emails'] })
-      const err = await rejectsWith(bare.client(key).request('POST', '/emails', { json: { from: 'a@example.com', to: 'b@example.com', subject: 's', text: 't' } }), 'config_error', { status: 503, reason: 'vendor_not_configured' })
+      const err = await rejectsWith(bare.client(key).request('POST', '/emails', { json: { from: 'a@example.com', to: 'b@example.com', subject: 's', text: 't' } }), 'vendor_not_configured', { status: 503, reason: 'vendor_not_configured' })
       assert.ok(err instanceof vg.ConfigError)
-      await rejectsWith(Gateway.open(dbPath('bad-url'), { stripeUrl: 'ftp://example.com' }), 'config_error')
+      // A bad URL in the environment is a ConfigError; the same in `config` is a bad argument.
+      const savedUrl = process.env.VENDORGATE_STRIPE_URL
+      process.env.VENDORGATE_STRIPE_URL = 'ftp://example.com'
+      try {
+        const bad = await rejectsWith(Gateway.open(dbPath('bad-env-url')), 'config_error')
+        assert.ok(bad instanceof vg.ConfigError)
+      } finally {
+        process.env.VENDORGATE_STRIPE_URL = savedUrl
+      }
+      await assert.rejects(Gateway.open(dbPath('bad-url'), { stripe: { url: 'ftp://example.com' } }), (e) => {
+        assert.ok(e instanceof RangeError, String(e))
+        assert.equal(e.code, 'invalid_input')
+        assert.equal(e.field, 'config')
+        assert.match(e.message, /stripe\.url/)
+        return true
+      })
     })
   })
 }
@@ -176,14 +199,14 @@ test('connect mode: upstream_error when the server cannot be reached', async () 
 
 test('embedded mode: upstream_error when the vendor is down (nothing sent, nothing counted)', async () => {
   const port = await closedPort()
-  const gw = await Gateway.open(dbPath('down'), { stripeUrl: `http://127.0.0.1:${port}` })
+  const gw = await Gateway.open(dbPath('down'), { stripe: { url: `http://127.0.0.1:${port}` } })
   const key = await gw.issueKey({ vendor: 'stripe', maxUsd: 10, allowedEndpoints: ['POST /v1/charges'] })
   await rejectsWith(gw.client(key).request('POST', '/v1/charges', { form: charge(4) }), 'upstream_error', { status: 502 })
   assert.equal((await gw.usage(key)).remainingUsd, '10.00')
 })
 
 test('embedded mode: upstream_error on a vendor timeout keeps the reservation counted', async () => {
-  const gw = await Gateway.open(dbPath('timeout'), { requestTimeoutSecs: 1 })
+  const gw = await Gateway.open(dbPath('timeout'), { requestTimeoutMs: 1000 })
   const key = await gw.issueKey({ vendor: 'stripe', maxUsd: 10, allowedEndpoints: ['POST /v1/charges'] })
   // While the call waits on the vendor, Node's event loop keeps running.
   let ticks = 0

@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import vendorgate, { Gateway, SpendCapExceeded, VendorgateError, CODES } from 'vendorgate'
+import vendorgate, { Gateway, SpendCapExceeded, VendorgateError, UnknownKey, KeyRevoked, KeyExpired, CODES } from 'vendorgate'
 
 const require = createRequire(import.meta.url)
 
@@ -14,5 +14,8 @@ test('named and default ESM exports are the CommonJS ones', () => {
   assert.equal(typeof Gateway.connect, 'function')
   assert.ok(SpendCapExceeded.prototype instanceof VendorgateError)
   assert.ok(CODES.includes('spend_cap_exceeded'))
-  assert.equal(CODES.length, 12)
+  assert.ok(CODES.includes('cannot_price'))
+  assert.equal(CODES.length, 19)
+  assert.deepEqual([UnknownKey, KeyRevoked, KeyExpired], [cjs.UnknownKey, cjs.KeyRevoked, cjs.KeyExpired])
+  assert.ok(UnknownKey.prototype instanceof cjs.Unauthorized)
 })

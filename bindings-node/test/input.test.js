@@ -7,10 +7,14 @@ const assert = require('node:assert/strict')
 const { Gateway } = require('..')
 const { dbPath } = require('../test-support/harness.js')
 
+// Secrets are never settings: the config names the variable that holds the Stripe key.
+process.env.VG_INPUT_TEST_STRIPE_KEY = 'sk_unused'
+const STRIPE = { url: 'http://127.0.0.1:9', secretKeyEnv: 'VG_INPUT_TEST_STRIPE_KEY' }
+
 let gw
 let key
 before(async () => {
-  gw = await Gateway.open(dbPath('input'), { stripeSecretKey: 'sk_unused', stripeUrl: 'http://127.0.0.1:9' })
+  gw = await Gateway.open(dbPath('input'), { stripe: STRIPE })
   key = await gw.issueKey({ vendor: 'stripe', maxUsd: 10, allowedEndpoints: ['POST /v1/charges'] })
 })
 
@@ -107,20 +111,40 @@ test('keys, clients, queries and config are checked', async () => {
   await throwsLike(() => gw.serve({ port: 70000 }), RangeError, /port/)
   await throwsLike(() => gw.serve({ port: '80' }), TypeError, /port/)
   await throwsLike(() => Gateway.open(), TypeError, /path/)
-  await throwsLike(() => Gateway.open(dbPath(), { stripeURL: 'http://x' }), TypeError, /unknown option "stripeURL"/)
+  // Unknown settings keys are refused by the core, by name (camelCase keys are converted first).
+  await throwsLike(() => Gateway.open(dbPath(), { stripeURL: 'http://x' }), RangeError, /unknown field `stripe_url`/)
+  await throwsLike(() => Gateway.open(dbPath(), { stripeSecretKey: 'sk_x' }), RangeError, /unknown field `stripe_secret_key`/)
+  await throwsLike(() => Gateway.open(dbPath(), { stripe: { secretKey: 'sk_x' } }), RangeError, /unknown field `secret_key`/)
   await throwsLike(() => Gateway.open(dbPath(), { maxBodyBytes: -1 }), RangeError, /maxBodyBytes/)
-  await throwsLike(() => Gateway.open(dbPath(), { requestTimeoutSecs: '5' }), TypeError, /requestTimeoutSecs/)
-  await throwsLike(() => Gateway.open(dbPath(), { stripeUrl: 5 }), TypeError, /stripeUrl/)
+  await throwsLike(() => Gateway.open(dbPath(), { maxBodyBytes: 0 }), RangeError, /max_body_bytes must be positive/)
+  await throwsLike(() => Gateway.open(dbPath(), { requestTimeoutMs: '5' }), TypeError, /requestTimeoutMs/)
+  await throwsLike(() => Gateway.open(dbPath(), { requestTimeoutMs: NaN }), RangeError, /requestTimeoutMs/)
+  await throwsLike(() => Gateway.open(dbPath(), { stripe: { url: 5 } }), TypeError, /stripe\.url/)
+  await throwsLike(() => Gateway.open(dbPath(), { stripe: 'http://x' }), TypeError, /stripe must be an object/)
+  await throwsLike(() => Gateway.open(dbPath(), { stripe: { secretKeyEnv: 1 } }), TypeError, /stripe\.secretKeyEnv/)
+  await throwsLike(() => Gateway.open(dbPath(), 'x'), TypeError, /config must be an object/)
+  await throwsLike(() => Gateway.open(dbPath(), { maxBodyBytes: 1, max_body_bytes: 2 }), TypeError, /maxBodyBytes and max_body_bytes/)
+  await throwsLike(() => Gateway.open(dbPath(), { pricing: { fx: 'EUR' } }), TypeError, /pricing\.fx/)
+  await throwsLike(() => Gateway.open(dbPath(), { pricing: { fx: { EUR: true } } }), TypeError, /pricing\.fx\.EUR/)
+  await throwsLike(() => Gateway.open(dbPath(), { pricing: { fx: { EUR: -1 } } }), RangeError, /pricing\.fx\.EUR.*negative/)
+  await throwsLike(() => Gateway.open(dbPath(), { pricing: { resendEmailUsd: NaN } }), RangeError, /pricing\.resendEmailUsd/)
+  await throwsLike(() => Gateway.open(dbPath(), { pricing: { override: {} } }), TypeError, /pricing\.override/)
+  await throwsLike(() => Gateway.open(dbPath(), { pricing: { override: [{ vendor: 'stripe', operation: 'GET /v1/balance', free: 'yes' }] } }), TypeError, /pricing\.override\[0\]\.free/)
+  await throwsLike(() => Gateway.open(dbPath(), { pricing: { override: [{ vendor: 'stripe', operation: 'GET /v1/balance' }] } }), RangeError, /override\[0\].*exactly one of/)
   await throwsLike(() => Gateway.connect(), TypeError, /url/)
   await throwsLike(() => Gateway.connect('http://127.0.0.1:1', { token: 'x' }), TypeError, /unknown option "token".*adminToken/)
   assert.throws(() => new Gateway(), TypeError)
 })
 
 test('config overrides apply: a smaller maxBodyBytes refuses a larger body', async () => {
-  const small = await Gateway.open(dbPath('small'), { maxBodyBytes: 64, stripeSecretKey: 'sk_unused', stripeUrl: 'http://127.0.0.1:9' })
+  const small = await Gateway.open(dbPath('small'), { maxBodyBytes: 64, stripe: STRIPE })
   const k = await small.issueKey({ vendor: 'stripe', maxUsd: 1, allowedEndpoints: ['POST /v1/charges'] })
   const err = await small.client(k).request('POST', '/v1/charges', { body: 'x'.repeat(100) }).catch((e) => e)
-  assert.equal(err.code, 'bad_request')
+  assert.equal(err.code, 'body_too_large')
   assert.equal(err.reason, 'body_too_large')
   assert.equal(err.status, 413)
+  // maxKeyTtlSecs bounds expiresIn.
+  const short = await Gateway.open(dbPath('short-ttl'), { maxKeyTtlSecs: 3600, stripe: STRIPE })
+  await short.issueKey({ vendor: 'stripe', expiresIn: '1h' })
+  await throwsLike(() => short.issueKey({ vendor: 'stripe', expiresIn: '2h' }), RangeError, /expiresIn.*3600/)
 })
