@@ -10,43 +10,99 @@ export type Usd = string
 
 export type Vendor = 'stripe' | 'twilio' | 'resend'
 
-/** Every `code` a gateway refusal or failure can carry. */
+/** Every `code` a gateway refusal or failure can carry: the gateway's reason codes. */
 export type ErrorCode =
-  | 'unauthorized'
+  | 'missing_key'
+  | 'unknown_key'
   | 'key_revoked'
   | 'key_expired'
-  | 'unknown_key'
+  | 'bad_path'
+  | 'bad_request'
   | 'endpoint_not_allowed'
+  | 'cannot_price'
+  | 'credential'
   | 'spend_cap_exceeded'
   | 'duplicate_request'
-  | 'upstream_error'
+  | 'body_too_large'
+  | 'vendor_not_configured'
   | 'store_error'
+  | 'upstream_error'
+  | 'invalid_input'
   | 'config_error'
-  | 'bad_request'
   | 'not_found'
+  | 'unauthorized'
 
 export declare const CODES: readonly ErrorCode[]
 
-/** Options of `Gateway.open`; each overrides the matching environment variable or default. */
+/** `[stripe]`: where Stripe is, and the variable holding its secret key (secrets are never settings). */
+export interface StripeSettings {
+  /** Default https://api.stripe.com (env VENDORGATE_STRIPE_URL). */
+  url?: string | URL
+  /** Default `STRIPE_SECRET_KEY`. */
+  secretKeyEnv?: string
+}
+export interface TwilioSettings {
+  /** Default https://api.twilio.com (env VENDORGATE_TWILIO_URL). */
+  url?: string | URL
+  /** Default `TWILIO_ACCOUNT_SID`. */
+  accountSidEnv?: string
+  /** Default `TWILIO_AUTH_TOKEN`. */
+  authTokenEnv?: string
+}
+export interface ResendSettings {
+  /** Default https://api.resend.com (env VENDORGATE_RESEND_URL). */
+  url?: string | URL
+  /** Default `RESEND_API_KEY`. */
+  apiKeyEnv?: string
+}
+
+/** `[[pricing.override]]`: an operation declared free, or given a fixed price. */
+export type PriceOverride =
+  | { vendor: Vendor; operation: string; free: true; priceUsd?: never }
+  | { vendor: Vendor; operation: string; priceUsd: UsdInput; free?: false }
+
+/** `[pricing]`: amounts in USD (numbers are sent as their decimal text). Tables merge over the defaults; their keys are used as given. */
+export interface PricingSettings {
+  /** Per email recipient (default 0.0009). */
+  resendEmailUsd?: UsdInput
+  twilioMmsUsd?: UsdInput
+  twilioCallMinuteUsd?: UsdInput
+  twilioCallMaxMinutes?: number
+  /** Per SMS segment by E.164 calling code, e.g. `{ '44': '0.05' }`. */
+  twilioSms?: Record<string, UsdInput>
+  /** USD per major unit of a currency, e.g. `{ EUR: '1.10' }`. */
+  fx?: Record<string, UsdInput>
+  twilioCallMinuteUsdByPrefix?: Record<string, UsdInput>
+  /** First month of a number by `"code:type"`, e.g. `{ '1:local': '1.15' }`. */
+  twilioNumberMonthlyUsd?: Record<string, UsdInput>
+  override?: PriceOverride[]
+}
+
+/**
+ * `Gateway.open`'s config: the settings of the server's TOML file (README "Settings"), nested
+ * the same way and in the same units, keys in camelCase (snake_case is accepted too). Each
+ * overrides the environment, which overrides the default. Unknown keys and bad values reject
+ * with a RangeError (`code: 'invalid_input'`, `field: 'config'`) naming the key.
+ */
 export interface GatewayConfig {
-  /** Upstream base URL for Stripe (default https://api.stripe.com, env VENDORGATE_STRIPE_URL). */
-  stripeUrl?: string | URL
-  twilioUrl?: string | URL
-  resendUrl?: string | URL
-  /** Real credentials (default: env STRIPE_SECRET_KEY, TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN, RESEND_API_KEY). */
-  stripeSecretKey?: string
-  twilioAccountSid?: string
-  twilioAuthToken?: string
-  resendApiKey?: string
+  stripe?: StripeSettings
+  twilio?: TwilioSettings
+  resend?: ResendSettings
   /** Largest request body forwarded (default 1 MiB). */
   maxBodyBytes?: number
   /** Largest vendor answer read back (default 16 MiB). */
   maxResponseBytes?: number
-  /** Time allowed for the vendor's whole answer (default 60 s). */
-  requestTimeoutSecs?: number
-  connectTimeoutSecs?: number
+  /** Calls in flight to one vendor at once (default 64). */
+  maxUpstreamRequests?: number
+  /** Time to open a connection to the vendor (default 5000 ms). */
+  connectTimeoutMs?: number
+  /** Time allowed for the vendor's whole answer (default 60000 ms). */
+  requestTimeoutMs?: number
   /** Longest TTL a key may be issued with (default 30 days). */
   maxKeyTtlSecs?: number
+  /** How long a store operation waits for another process's lock (default 5000 ms). */
+  storeBusyTimeoutMs?: number
+  pricing?: PricingSettings
 }
 
 export interface ConnectOptions {
@@ -136,7 +192,7 @@ export interface AuditOptions {
   /** A Date, milliseconds since the epoch, or an ISO 8601 string. */
   since?: Date | number | string
   afterId?: number
-  /** 1 to 10000 (default 100). */
+  /** 1 to 10000 (default 10000). */
   limit?: number
 }
 
@@ -206,6 +262,7 @@ export declare class Client {
   private constructor()
   readonly gateway: Gateway
   readonly keyId: string | null
+  /** The key object's vendor or `{ vendor }`; null for a bare vault key (the gateway takes it from the key). */
   readonly vendor: Vendor | null
   request(method: string, path: string, options?: RequestOptions): Promise<VendorResponse>
   get(path: string, options?: RequestOptions): Promise<VendorResponse>
@@ -233,30 +290,44 @@ export declare class Gateway {
   /**
    * Serve this embedded gateway over HTTP for the official vendor SDKs; resolves with the base
    * URL (e.g. `http://127.0.0.1:43121`). The server runs on the addon's threads and does not by
-   * itself keep the Node process alive; stop it with `close()`.
+   * itself keep the Node process alive; stop it with `close()`. One server per gateway: a
+   * second call while it runs resolves with the same URL (its options are not applied).
    */
   serve(options?: ServeOptions): Promise<string>
-  /** Stop the servers started by serve(). */
+  /** Stop the server started by serve(). */
   close(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
 }
 
 /** Base class of every error the gateway reports. */
 export declare class VendorgateError extends Error {
+  /** The gateway's reason code. */
   readonly code: ErrorCode
-  /** The gateway's own reason code (e.g. `cannot_price` for code `bad_request`). */
+  /** The same as `code` (kept for compatibility). */
   readonly reason: string
   /** The HTTP status the gateway answers with for this refusal. */
   readonly status: number | null
   readonly keyId: string | null
   readonly details: Record<string, unknown>
 }
+/** The gateway refused the request; nothing was forwarded. */
 export declare class Denied extends VendorgateError {}
+/** A key or token was not accepted (401): a bad admin token, or a 401 this version does not know. */
 export declare class Unauthorized extends Denied {
-  readonly code: 'unauthorized' | 'key_revoked' | 'key_expired' | 'unknown_key'
+  readonly code: 'unauthorized' | 'missing_key' | 'unknown_key' | 'key_revoked' | 'key_expired'
+}
+/** No vault key, or one this gateway did not issue. */
+export declare class UnknownKey extends Unauthorized {
+  readonly code: 'missing_key' | 'unknown_key'
+}
+export declare class KeyRevoked extends Unauthorized {
+  readonly code: 'key_revoked'
+}
+export declare class KeyExpired extends Unauthorized {
+  readonly code: 'key_expired'
 }
 export declare class EndpointNotAllowed extends Denied {
-  readonly code: 'endpoint_not_allowed'
+  readonly code: 'endpoint_not_allowed' | 'credential'
 }
 export declare class SpendCapExceeded extends Denied {
   readonly code: 'spend_cap_exceeded'
@@ -269,7 +340,7 @@ export declare class DuplicateRequest extends Denied {
   readonly code: 'duplicate_request'
 }
 export declare class BadRequest extends Denied {
-  readonly code: 'bad_request'
+  readonly code: 'bad_path' | 'bad_request' | 'cannot_price' | 'body_too_large'
 }
 export declare class UpstreamError extends VendorgateError {
   readonly code: 'upstream_error'
@@ -278,8 +349,14 @@ export declare class StoreError extends VendorgateError {
   readonly code: 'store_error'
 }
 export declare class ConfigError extends VendorgateError {
-  readonly code: 'config_error'
+  readonly code: 'config_error' | 'vendor_not_configured'
 }
 export declare class NotFound extends VendorgateError {
   readonly code: 'not_found'
+}
+/** What a bad argument throws: the built-in TypeError (wrong type) or RangeError (wrong value) with these fields. */
+export interface InvalidInputError extends Error {
+  readonly code: 'invalid_input'
+  /** The argument or option at fault, camelCase (`'config'` for Gateway.open's config). */
+  readonly field?: string
 }

@@ -8,6 +8,11 @@ import {
   VendorResponse,
   VendorgateError,
   SpendCapExceeded,
+  Unauthorized,
+  UnknownKey,
+  KeyRevoked,
+  BadRequest,
+  GatewayConfig,
   ErrorCode,
   CODES,
   Usd,
@@ -15,7 +20,20 @@ import {
 import vendorgateDefault = require('vendorgate')
 
 async function main(): Promise<void> {
-  const gw: Gateway = await Gateway.open('./vendorgate.db', { stripeUrl: 'http://127.0.0.1:1/stripe', maxBodyBytes: 1024, requestTimeoutSecs: 5 })
+  const config: GatewayConfig = {
+    stripe: { url: 'http://127.0.0.1:1/stripe', secretKeyEnv: 'MY_STRIPE_KEY' },
+    twilio: { url: new URL('http://127.0.0.1:1/twilio'), accountSidEnv: 'SID', authTokenEnv: 'TOKEN' },
+    maxBodyBytes: 1024,
+    requestTimeoutMs: 5000,
+    maxKeyTtlSecs: 86400,
+    pricing: {
+      resendEmailUsd: 0.002,
+      fx: { EUR: '1.2' },
+      twilioNumberMonthlyUsd: { '1:local': '1.15' },
+      override: [{ vendor: 'stripe', operation: 'POST /v1/things', free: true }, { vendor: 'twilio', operation: 'GET /x', priceUsd: '0.5' }],
+    },
+  }
+  const gw: Gateway = await Gateway.open('./vendorgate.db', config)
   const remote: Gateway = await Gateway.connect('http://127.0.0.1:8080', { adminToken: 't' })
   const mode: 'embedded' | 'connect' = remote.mode
 
@@ -65,6 +83,13 @@ async function main(): Promise<void> {
       const cap: string = e.capUsd
       const s: string = e.spentUsd
       const c: 'spend_cap_exceeded' = e.code
+    } else if (e instanceof KeyRevoked) {
+      const c: 'key_revoked' = e.code
+      const u: Unauthorized = e
+    } else if (e instanceof UnknownKey) {
+      const c: 'missing_key' | 'unknown_key' = e.code
+    } else if (e instanceof BadRequest) {
+      const c: 'bad_path' | 'bad_request' | 'cannot_price' | 'body_too_large' = e.code
     } else if (e instanceof VendorgateError) {
       const code: ErrorCode = e.code
       const status: number | null = e.status
@@ -80,6 +105,10 @@ async function main(): Promise<void> {
   await gw.issueKey({ vendor: 'stripe', maxUSD: 5 })
   // @ts-expect-error: config keys are checked
   await Gateway.open('x.db', { stripeURL: 'http://x' })
+  // @ts-expect-error: the old flat keys are gone (secrets are never settings)
+  await Gateway.open('x.db', { stripeSecretKey: 'sk_x' })
+  // @ts-expect-error: durations are in the unit their name ends with
+  await Gateway.open('x.db', { requestTimeoutSecs: 5 })
   // @ts-expect-error: money out is a string, not a number
   const wrong: number = u.spentUsd
   // @ts-expect-error: the constructor is private
