@@ -9,7 +9,6 @@ use napi::bindgen_prelude::{Buffer, Result};
 use napi_derive::napi;
 use serde_json::Value;
 use vendorgate::client::{Handle, RequestBody};
-use vendorgate::config::Settings;
 use vendorgate::{AuditQuery, Config, Gateway, KeySpec, Vendor};
 use vendorgate_server::EmbeddedServer;
 
@@ -55,16 +54,8 @@ pub struct NativeGateway {
 pub async fn open_gateway(path: String, config_json: String) -> Result<NativeGateway> {
     let gw = tokio::task::spawn_blocking(move || -> vendorgate::Result<Gateway> {
         let env = |k: &str| std::env::var(k).ok();
-        let code = Settings::from_json(&config_json)
-            .and_then(|code| Config::from_layers(&[&code], &|_| None).map(|_| code))
-            .map_err(|e| match e {
-                vendorgate::Error::Config(m) => {
-                    let m = m.strip_prefix("config: ").unwrap_or(&m);
-                    vendorgate::Error::invalid("config", m)
-                }
-                other => other,
-            })?;
-        let cfg = Config::from_layers(&[&Settings::from_env(&env), &code], &env)?;
+        // The one rule for both bindings: `Config::for_binding`.
+        let cfg = Config::for_binding(Some(&config_json), &env)?;
         Gateway::open(PathBuf::from(path), cfg)
     })
     .await

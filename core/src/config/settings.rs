@@ -136,26 +136,20 @@ impl Settings {
     /// Settings from JSON text (the bindings' `config`); an unknown key or a wrong value is
     /// refused naming where it is (`config.pricing.fx.EUR: …`).
     pub fn from_json(text: &str) -> Result<Settings> {
-        Settings::from_deserializer(&mut serde_json::Deserializer::from_str(text))
-            .map_err(|e| Error::Config(format!("config.{e}")))
+        located(&mut serde_json::Deserializer::from_str(text)).map_err(|(path, why)| {
+            Error::Config(match path {
+                Some(p) => format!("config.{p}: {why}"),
+                None => format!("config: {why}"),
+            })
+        })
     }
 
     /// Settings from any serde format (the server's TOML file). The error names the path of
     /// the key it refuses, e.g. `pricing.twilio_call_max_minutes: invalid type: …`.
     pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Settings, String> {
-        serde_path_to_error::deserialize(d).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let inner = inner
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            if path == "." {
-                inner
-            } else {
-                format!("{path}: {inner}")
-            }
+        located(d).map_err(|(path, why)| match path {
+            Some(p) => format!("{p}: {why}"),
+            None => why,
         })
     }
 
@@ -353,6 +347,20 @@ impl Config {
         Config::from_layers(&[&code], &|_| None).map_err(as_input)?;
         Config::from_layers(&[&Settings::from_env(env), &code], env)
     }
+}
+
+/// Deserialize, keeping the path of the key that failed (`None`: the top level).
+fn located<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Settings, (Option<String>, String)> {
+    serde_path_to_error::deserialize(d).map_err(|e| {
+        let path = e.path().to_string();
+        let why = e.into_inner().to_string();
+        let why = why
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        ((path != ".").then_some(path), why)
+    })
 }
 
 /// The README's settings table, generated from [`SETTINGS`] (a test keeps the README equal).
