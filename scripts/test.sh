@@ -11,6 +11,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "Rust: format, lints, tests"
 cargo fmt --all -- --check
+python3 scripts/import_pairs.py  # no two core modules import each other
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 cargo build -p vendorgate-server

@@ -8,24 +8,14 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Buffer, Result};
 use napi_derive::napi;
 use serde_json::Value;
-use vendorgate::client::{Handle, RequestBody};
-use vendorgate::{AuditQuery, Config, Gateway, KeySpec, Vendor};
+use vendorgate::client::{vendor_arg, Handle, RequestBody};
+use vendorgate::{AuditQuery, Config, Gateway, KeySpec};
 use vendorgate_server::EmbeddedServer;
 
 use crate::error::{invalid, to_js_error};
 
 fn parse_json(field: &str, text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| invalid(field, format!("is not valid JSON ({e})")))
-}
-
-/// The vendor a request names; an empty string leaves it to the vault key.
-fn vendor_of(s: &str) -> Result<Option<Vendor>> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    s.parse::<Vendor>()
-        .map(Some)
-        .map_err(|e| to_js_error(e.into()))
 }
 
 /// A vendor answer, as index.js receives it.
@@ -148,7 +138,7 @@ impl NativeGateway {
         body_kind: String,
         body: Option<Buffer>,
     ) -> Result<NativeResponse> {
-        let vendor = vendor_of(&vendor)?;
+        let vendor = vendor_arg(&vendor).map_err(to_js_error)?;
         let body =
             RequestBody::from_kind(&body_kind, body.map(|b| b.to_vec())).map_err(to_js_error)?;
         let mut pairs = Vec::with_capacity(headers.len());
@@ -184,29 +174,11 @@ impl NativeGateway {
         path: String,
         n: u32,
     ) -> Result<f64> {
-        let vendor = vendor_of(&vendor)?;
-        let started = std::time::Instant::now();
-        for _ in 0..n {
-            let r = self
-                .handle
-                .request(
-                    &vault_key,
-                    vendor,
-                    &method,
-                    &path,
-                    vec![],
-                    RequestBody::Empty,
-                )
-                .await
-                .map_err(to_js_error)?;
-            if r.status >= 400 {
-                return Err(to_js_error(vendorgate::Error::BadRequest(format!(
-                    "benchmark request answered {}",
-                    r.status
-                ))));
-            }
-        }
-        Ok(started.elapsed().as_secs_f64())
+        let vendor = vendor_arg(&vendor).map_err(to_js_error)?;
+        self.handle
+            .timed_requests(&vault_key, vendor, &method, &path, n as usize)
+            .await
+            .map_err(to_js_error)
     }
 
     /// Serve the vendor routes and admin API of an embedded gateway on `addr`; returns the

@@ -16,23 +16,13 @@ create_exception!(
     "A gateway error: args are (class_name, code, status, message, details_json). The vendorgate package turns it into its typed exceptions."
 );
 
-/// The `vendorgate.errors` class of each error class.
+/// The `vendorgate.errors` class of each error class: the core's name, but for `NotFound`
+/// (`KeyNotFound`, also a `LookupError`). The package checks its tree against
+/// [`error_classes`] at import, so a class added in the core and missing here fails loudly.
 pub(crate) fn py_class(c: ErrorClass) -> &'static str {
     match c {
-        ErrorClass::Denied => "Denied",
-        ErrorClass::Unauthorized => "Unauthorized",
-        ErrorClass::UnknownKey => "UnknownKey",
-        ErrorClass::KeyRevoked => "KeyRevoked",
-        ErrorClass::KeyExpired => "KeyExpired",
-        ErrorClass::EndpointNotAllowed => "EndpointNotAllowed",
-        ErrorClass::SpendCapExceeded => "SpendCapExceeded",
-        ErrorClass::DuplicateRequest => "DuplicateRequest",
-        ErrorClass::BadRequest => "BadRequest",
-        ErrorClass::UpstreamError => "UpstreamError",
-        ErrorClass::StoreError => "StoreError",
-        ErrorClass::ConfigError => "ConfigError",
-        ErrorClass::InvalidInput => "InvalidInput",
         ErrorClass::NotFound => "KeyNotFound",
+        other => other.name(),
     }
 }
 

@@ -8,7 +8,7 @@ use pyo3::types::PyBytes;
 use pyo3_async_runtimes::generic;
 use serde_json::Value;
 use std::sync::Arc;
-use vendorgate::client::{ClientResponse, Handle, RequestBody};
+use vendorgate::client::{vendor_arg, ClientResponse, Handle, RequestBody};
 use vendorgate::{AuditQuery, Config, Error, Gateway, KeySpec, Vendor};
 use vendorgate_server::EmbeddedServer;
 
@@ -90,14 +90,6 @@ impl NativeGateway {
 
 fn parse_json(field: &str, text: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|e| Error::invalid(field, format!("is not valid JSON: {e}")))
-}
-
-/// The vendor a request names; `None` (an empty string) leaves it to the vault key.
-fn vendor_of(s: &str) -> Result<Option<Vendor>, Error> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(s.parse()?))
 }
 
 /// One vendor request, ready to run.
@@ -253,7 +245,7 @@ impl NativeGateway {
         body: Option<Vec<u8>>,
     ) -> PyResult<NativeResponse> {
         let h = self.handle(py)?;
-        let vendor = vendor_of(vendor).map_err(to_py_err)?;
+        let vendor = vendor_arg(vendor).map_err(to_py_err)?;
         let body = RequestBody::from_kind(body_kind, body).map_err(to_py_err)?;
         let call = Call {
             handle: h,
@@ -282,7 +274,7 @@ impl NativeGateway {
         body: Option<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.handle(py)?;
-        let vendor = vendor_of(vendor).map_err(to_py_err)?;
+        let vendor = vendor_arg(vendor).map_err(to_py_err)?;
         let body = RequestBody::from_kind(body_kind, body).map_err(to_py_err)?;
         let call = Call {
             handle: h,
@@ -313,21 +305,10 @@ impl NativeGateway {
         calls: usize,
     ) -> PyResult<f64> {
         let h = self.handle(py)?;
-        let vendor = vendor_of(vendor).map_err(to_py_err)?;
+        let vendor = vendor_arg(vendor).map_err(to_py_err)?;
         block_on(py, async move {
-            let start = std::time::Instant::now();
-            for _ in 0..calls {
-                h.request(
-                    &vault_key,
-                    vendor,
-                    &method,
-                    &path,
-                    vec![],
-                    RequestBody::Empty,
-                )
-                .await?;
-            }
-            Ok(start.elapsed().as_secs_f64())
+            h.timed_requests(&vault_key, vendor, &method, &path, calls)
+                .await
         })
     }
 

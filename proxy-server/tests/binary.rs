@@ -67,32 +67,7 @@ fn starts_without_credentials_and_answers_503_for_unconfigured_vendors() {
         1,
     );
     let base = &urls[0];
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (status, body) = rt.block_on(async {
-        let c = reqwest::Client::new();
-        let key: serde_json::Value = c
-            .post(format!("{base}/v1/keys"))
-            .bearer_auth("t0k")
-            .body(r#"{"vendor":"resend","max_usd":"1","allowed_endpoints":["POST /emails"]}"#)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
-        let resp = c
-            .post(format!("{base}/resend/emails"))
-            .bearer_auth(key["vault_key"].as_str().unwrap())
-            .body(r#"{"from":"a@x.dev","to":"b@x.dev","subject":"s"}"#)
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
-    });
+    let (status, body) = send_one_email(base);
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("vendorgate_vendor_not_configured") && body.contains("resend"),
@@ -400,11 +375,26 @@ fn sim_announces_the_environment_that_points_a_gateway_at_it() {
         1,
     );
     let base = &urls[0];
+    let (status, body) = send_one_email(base);
+    gw.kill().unwrap();
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Every vendor, not only the one called, got its credentials from that environment.
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut gw.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!err.contains("NOT configured"), "{err}");
+    assert_eq!(err.matches("vendor configured").count(), 3, "{err}");
+}
+
+/// Issue a Resend key through the admin API (token `t0k`) and send one email with it:
+/// the answer's status and body.
+fn send_one_email(base: &str) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let (status, body) = rt.block_on(async {
+    rt.block_on(async {
         let c = reqwest::Client::new();
         let key: serde_json::Value = c
             .post(format!("{base}/v1/keys"))
@@ -425,14 +415,5 @@ fn sim_announces_the_environment_that_points_a_gateway_at_it() {
             .await
             .unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
-    });
-    gw.kill().unwrap();
-    sim.kill().unwrap();
-    sim.wait().unwrap();
-    assert_eq!(status, 200, "{body}");
-    // Every vendor, not only the one called, got its credentials from that environment.
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut gw.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(!err.contains("NOT configured"), "{err}");
-    assert_eq!(err.matches("vendor configured").count(), 3, "{err}");
+    })
 }

@@ -16,6 +16,14 @@ use crate::vendors::Vendor;
 mod body;
 mod remote;
 
+/// The vendor a binding's request names: an empty string leaves it to the vault key.
+pub fn vendor_arg(s: &str) -> Result<Option<Vendor>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(s.parse()?))
+}
+
 /// Rows `audit()` returns when the caller names no limit, in both bindings.
 pub const AUDIT_DEFAULT_LIMIT: usize = 10_000;
 /// Most rows one `audit()` call returns.
@@ -195,6 +203,34 @@ impl Handle {
                 r.vendor_request(vendor, method, path, map, bytes).await
             }
         }
+    }
+}
+
+impl Handle {
+    /// Measurement aid for both bindings' overhead benchmarks: `n` bodiless requests one
+    /// after another from Rust; the seconds they took. An answer of 400 or more stops it (a
+    /// benchmark of refusals would measure something else).
+    pub async fn timed_requests(
+        &self,
+        vault_key: &str,
+        vendor: Option<Vendor>,
+        method: &str,
+        path: &str,
+        n: usize,
+    ) -> Result<f64> {
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            let r = self
+                .request(vault_key, vendor, method, path, vec![], RequestBody::Empty)
+                .await?;
+            if r.status >= 400 {
+                return Err(Error::BadRequest(format!(
+                    "benchmark request answered {}",
+                    r.status
+                )));
+            }
+        }
+        Ok(started.elapsed().as_secs_f64())
     }
 }
 
