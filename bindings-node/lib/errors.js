@@ -3,7 +3,7 @@
 // class of every error is decided by the core (`Error::class`), named in src/error.rs, and
 // arrives with the error; nothing here maps reason codes to classes.
 
-const native = require('./native.js')
+const native = require('./addon.js')
 
 /** Prefix of the message of every error the native layer throws (src/error.rs). */
 const ERROR_MARKER = '__vendorgate_error__'

@@ -3,7 +3,7 @@
 
 const util = require('node:util')
 const crypto = require('node:crypto')
-const native = require('./native.js')
+const native = require('./addon.js')
 const { call, typeError, rangeError } = require('./errors.js')
 const {
   typeName,

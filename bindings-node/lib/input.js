@@ -6,7 +6,7 @@
 // names the field in camelCase.
 
 const util = require('node:util')
-const native = require('./native.js')
+const native = require('./addon.js')
 const { camel, typeError, rangeError } = require('./errors.js')
 
 function typeName(v) {
