@@ -54,6 +54,30 @@ fn open_handle(origin: &Origin) -> Result<Handle, Error> {
 }
 
 impl NativeGateway {
+    /// One vendor request from the arguments `request` and `arequest` share.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &self,
+        py: Python<'_>,
+        vault_key: String,
+        vendor: &str,
+        method: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        body_kind: &str,
+        body: Option<Vec<u8>>,
+    ) -> PyResult<Call> {
+        Ok(Call {
+            handle: self.handle(py)?,
+            vault_key,
+            vendor: vendor_arg(vendor).map_err(to_py_err)?,
+            method,
+            path,
+            headers,
+            body: RequestBody::from_kind(body_kind, body).map_err(to_py_err)?,
+        })
+    }
+
     fn new(origin: Origin, handle: Handle) -> Self {
         NativeGateway {
             origin,
@@ -244,18 +268,9 @@ impl NativeGateway {
         body_kind: &str,
         body: Option<Vec<u8>>,
     ) -> PyResult<NativeResponse> {
-        let h = self.handle(py)?;
-        let vendor = vendor_arg(vendor).map_err(to_py_err)?;
-        let body = RequestBody::from_kind(body_kind, body).map_err(to_py_err)?;
-        let call = Call {
-            handle: h,
-            vault_key,
-            vendor,
-            method,
-            path,
-            headers,
-            body,
-        };
+        let call = self.call(
+            py, vault_key, vendor, method, path, headers, body_kind, body,
+        )?;
         block_on(py, call.run(false))
     }
 
@@ -273,18 +288,9 @@ impl NativeGateway {
         body_kind: &str,
         body: Option<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let h = self.handle(py)?;
-        let vendor = vendor_arg(vendor).map_err(to_py_err)?;
-        let body = RequestBody::from_kind(body_kind, body).map_err(to_py_err)?;
-        let call = Call {
-            handle: h,
-            vault_key,
-            vendor,
-            method,
-            path,
-            headers,
-            body,
-        };
+        let call = self.call(
+            py, vault_key, vendor, method, path, headers, body_kind, body,
+        )?;
         let locals = generic::get_current_locals::<VgRuntime>(py)?;
         generic::future_into_py_with_locals::<VgRuntime, _, _>(py, locals, async move {
             call.run(true).await.map_err(to_py_err)
