@@ -48,9 +48,15 @@ pub struct KeyCache {
 impl KeyCache {
     /// The key, if it was read from the store less than [`TTL`] ago.
     pub fn get(&self, hash: &KeyHash) -> Option<CachedKey> {
+        self.get_within(hash, TTL)
+    }
+
+    /// The key, if it was read from the store less than `trust` ago (zero: never; the store
+    /// says how long its rows may be trusted, see `Store::key_trust`).
+    pub fn get_within(&self, hash: &KeyHash, trust: Duration) -> Option<CachedKey> {
         let map = self.map.read();
         let e = map.get(hash)?;
-        (e.loaded.elapsed() < TTL).then(|| e.key.clone())
+        (e.loaded.elapsed() < trust).then(|| e.key.clone())
     }
 
     /// Call before reading a key from the store; pass the value to [`KeyCache::insert`].
@@ -85,6 +91,13 @@ impl KeyCache {
         let mut map = self.map.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.retain(|_, e| e.key.record.key_id != key_id);
+    }
+
+    /// Drop every key: another instance revoked one, or the store can no longer say.
+    pub fn forget_all(&self) {
+        let mut map = self.map.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
     }
 }
 

@@ -165,6 +165,90 @@ pub fn counted_cost(state: MoneyState, cost: i64, estimate: i64) -> i64 {
     }
 }
 
+/// What a reservation with an `Idempotency-Key` already on record for the key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The key was used with a different request.
+    Conflict,
+    /// The first call with this key is still in flight.
+    InFlight,
+    /// The first call definitely moved nothing: check it afresh, reusing its row.
+    Reuse,
+    /// The first call is counted: forward again, count nothing new.
+    Replay,
+}
+
+/// The rule for an idempotent retry: a reused key with another request is a conflict, a
+/// retry of a counted call is the same spend, a retry after a definite "nothing moved" is
+/// checked afresh. `state` is the stored state of the first call's row.
+pub fn idempotent_retry(same_request: bool, state: Option<MoneyState>) -> Retry {
+    if !same_request {
+        return Retry::Conflict;
+    }
+    match state {
+        Some(MoneyState::Reserved) => Retry::InFlight,
+        Some(MoneyState::None) => Retry::Reuse,
+        _ => Retry::Replay,
+    }
+}
+
+/// A ledger row's new position after an authoritative answer about its vendor object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowPosition {
+    pub spend_id: i64,
+    pub state: MoneyState,
+    pub amount: i64,
+}
+
+/// Make the rows of one vendor object add up to what the vendor now says about it (`state`,
+/// `cost`). `others` are the object's settled, counted rows other than `own`, newest first,
+/// as `(spend_id, amount)`. Rows keep their UTC day: an increase lands on `own` (this call's
+/// row, reserved against today's window) or, for a pass-through read, on the newest row; a
+/// decrease is taken from the newest rows first. Returns every row to rewrite.
+pub fn object_position(
+    others: &[(i64, i64)],
+    own: Option<i64>,
+    state: MoneyState,
+    cost: i64,
+) -> Vec<RowPosition> {
+    let target = if state.counts() { cost } else { 0 };
+    let counted_elsewhere: i64 = others.iter().map(|(_, a)| a).sum();
+    let mut increase = (target - counted_elsewhere).max(0);
+    let mut out = Vec::with_capacity(others.len() + 1);
+    if let Some(own) = own {
+        out.push(RowPosition {
+            spend_id: own,
+            state,
+            amount: increase,
+        });
+        increase = 0;
+    } else if others.is_empty() {
+        return out;
+    }
+    let mut excess = (counted_elsewhere - target).max(0);
+    for (i, (id, amount)) in others.iter().enumerate() {
+        let cut = excess.min(*amount);
+        excess -= cut;
+        let mut new_amount = amount - cut;
+        if i == 0 {
+            new_amount += increase;
+        }
+        let new_state = if new_amount > 0 || (i == 0 && own.is_none() && state.counts()) {
+            state
+        } else if state.counts() {
+            MoneyState::Superseded
+        } else {
+            MoneyState::None
+        };
+        out.push(RowPosition {
+            spend_id: *id,
+            state: new_state,
+            amount: new_amount,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +296,60 @@ mod tests {
         assert_eq!(counted_cost(MoneyState::Unknown, 0, 7), 7);
         assert_eq!(counted_cost(MoneyState::Moved, 5, 7), 5);
         assert_eq!(counted_cost(MoneyState::None, 5, 7), 0);
+    }
+
+    #[test]
+    fn an_authoritative_answer_moves_the_object_rows() {
+        // A refund of 30 on a charge of 100 counted on row 1: the object is now worth 70.
+        let rows = object_position(&[(1, 100)], None, MoneyState::Moved, 70);
+        assert_eq!(
+            rows,
+            vec![RowPosition {
+                spend_id: 1,
+                state: MoneyState::Moved,
+                amount: 70
+            }]
+        );
+        // This call's own row gets only what the earlier rows do not already cover.
+        let rows = object_position(&[(1, 40)], Some(2), MoneyState::Moved, 100);
+        assert_eq!(
+            rows[0],
+            RowPosition {
+                spend_id: 2,
+                state: MoneyState::Moved,
+                amount: 60
+            }
+        );
+        assert_eq!(
+            rows[1],
+            RowPosition {
+                spend_id: 1,
+                state: MoneyState::Moved,
+                amount: 40
+            }
+        );
+        // Nothing moved after all: every row is released.
+        let rows = object_position(&[(3, 10), (1, 5)], None, MoneyState::None, 0);
+        assert!(rows
+            .iter()
+            .all(|r| r.state == MoneyState::None && r.amount == 0));
+        assert!(object_position(&[], None, MoneyState::Moved, 5).is_empty());
+    }
+
+    #[test]
+    fn idempotent_retries() {
+        assert_eq!(
+            idempotent_retry(false, Some(MoneyState::Moved)),
+            Retry::Conflict
+        );
+        assert_eq!(
+            idempotent_retry(true, Some(MoneyState::Reserved)),
+            Retry::InFlight
+        );
+        assert_eq!(idempotent_retry(true, Some(MoneyState::None)), Retry::Reuse);
+        assert_eq!(
+            idempotent_retry(true, Some(MoneyState::Unknown)),
+            Retry::Replay
+        );
     }
 }

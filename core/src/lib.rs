@@ -50,5 +50,7 @@ pub use gateway::{Clock, Gateway, KeyStatus, ProxyRequest, ProxyResponse, Refuse
 pub use keys::{IssuedKey, KeyRecord, KeySpec, Policy};
 pub use ledger::{CapWindow, MoneyState};
 pub use money::{format_usd, parse_usd};
-pub use store::{AuditQuery, SqliteStore, Store, Usage};
+pub use store::{is_postgres_url, AuditQuery, SqliteStore, Store, Usage};
+#[cfg(feature = "postgres")]
+pub use store::{PgOptions, PgStore, Revocation};
 pub use vendors::Vendor;

@@ -1,9 +1,10 @@
 //! `/v1/audit` semantics at the store: filters combine, a plain query returns the newest rows
 //! (oldest first), a cursor (`after_id`) pages forward.
 
+mod common;
+
 use vendorgate::audit::AuditRow;
-use vendorgate::store::{AuditQuery, Finish, Store};
-use vendorgate::SqliteStore;
+use vendorgate::store::{AuditQuery, Finish};
 
 fn row(key: &str, run: &str, time_ms: i64) -> AuditRow {
     AuditRow {
@@ -25,7 +26,7 @@ fn ids(rows: &[AuditRow]) -> Vec<i64> {
 #[test]
 fn filters_order_and_cursor() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("a.db")).unwrap();
+    let store = common::shared_store(dir.path());
     // ids 1..=10: odd ids key "a" / run "r1", even ids key "b" / run "r2"; time = id * 1000.
     for i in 1..=10i64 {
         let (k, r) = if i % 2 == 1 { ("a", "r1") } else { ("b", "r2") };

@@ -17,11 +17,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
+mod common;
+
 use vendorgate::config::twilio_credentials;
 use vendorgate::cost::PriceOverride;
-use vendorgate::{
-    AuditQuery, Config, Credentials, Gateway, KeySpec, ProxyRequest, Secret, SqliteStore, Vendor,
-};
+use vendorgate::{AuditQuery, Config, Credentials, Gateway, KeySpec, ProxyRequest, Secret, Vendor};
 
 #[derive(Clone, Default)]
 struct Emulator {
@@ -125,7 +125,7 @@ fn config(base: &str) -> Config {
 }
 
 fn gateway(c: Config) -> Gateway {
-    Gateway::new(c, Arc::new(SqliteStore::in_memory().unwrap())).unwrap()
+    Gateway::new(c, common::test_store()).unwrap()
 }
 
 async fn key(gw: &Gateway, vendor: Vendor, max_usd: i64, allowed: &[&str]) -> (String, String) {

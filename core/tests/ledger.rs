@@ -2,7 +2,7 @@
 //! never exceeds the cap — under threads, under processes sharing one file, and for any
 //! sequence of operations (proptest).
 
-use std::sync::Arc;
+mod common;
 
 use proptest::prelude::*;
 use vendorgate::keys::{hash_vault_key, KeyRecord, Policy};
@@ -59,7 +59,7 @@ fn reserved(o: &ReserveOutcome) -> bool {
 #[test]
 fn concurrent_reservations_never_pass_the_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("ledger.db")).unwrap());
+    let store = common::shared_store(dir.path());
     let trials = 20;
     let mut overshoot_trials = 0;
     for t in 0..trials {
@@ -104,7 +104,7 @@ fn child_reserver() {
     let (Ok(db), Ok(key)) = (std::env::var("VG_CHILD_DB"), std::env::var("VG_CHILD_KEY")) else {
         return;
     };
-    let store = SqliteStore::open(&db).unwrap();
+    let store = common::open_shared(&db);
     let mut ok = 0;
     for _ in 0..100 {
         if reserved(
@@ -127,9 +127,13 @@ fn child_reserver() {
 #[test]
 fn two_processes_share_one_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("shared.db");
-    let store = SqliteStore::open(&db).unwrap();
-    add_key(&store, "shared", Some(500_000_000), None);
+    let db = if common::on_postgres() {
+        common::pg_url()
+    } else {
+        dir.path().join("shared.db").display().to_string()
+    };
+    let store = common::open_shared(&db);
+    add_key(&*store, "shared", Some(500_000_000), None);
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
@@ -171,8 +175,8 @@ fn two_processes_share_one_cap() {
 
 #[test]
 fn daily_cap_resets_at_utc_midnight_but_run_cap_does_not() {
-    let store = SqliteStore::in_memory().unwrap();
-    add_key(&store, "k", Some(300), Some(200));
+    let store = common::test_store();
+    add_key(&*store, "k", Some(300), Some(200));
     let r = |est, day| {
         store
             .reserve(&reserve_req("k", est, Some(300), Some(200), day))
@@ -204,8 +208,8 @@ fn daily_cap_resets_at_utc_midnight_but_run_cap_does_not() {
 
 #[test]
 fn a_key_with_no_cap_moves_no_money() {
-    let store = SqliteStore::in_memory().unwrap();
-    add_key(&store, "k", None, None);
+    let store = common::test_store();
+    add_key(&*store, "k", None, None);
     assert!(matches!(
         store
             .reserve(&reserve_req("k", 1, None, None, DAY))
@@ -221,8 +225,8 @@ fn a_key_with_no_cap_moves_no_money() {
 
 #[test]
 fn capture_of_a_held_amount_is_not_counted_twice() {
-    let store = SqliteStore::in_memory().unwrap();
-    add_key(&store, "k", Some(500), None);
+    let store = common::test_store();
+    add_key(&*store, "k", Some(500), None);
     let settle = |id, state, cost| {
         store
             .finish(&Finish {
@@ -284,14 +288,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    // Each case is a fresh store: a fresh database on PostgreSQL, so fewer cases there.
+    #![proptest_config(ProptestConfig { cases: if common::on_postgres() { 40 } else { 200 }, ..ProptestConfig::default() })]
 
     /// Whatever the sequence of reservations and settlements (actual ≤ estimate), the counted
     /// total never exceeds the cap, and a definite "nothing moved" is the only release.
     #[test]
     fn ledger_invariant_holds(cap in 0i64..1000, ops in proptest::collection::vec(op(), 1..60)) {
-        let store = SqliteStore::in_memory().unwrap();
-        add_key(&store, "k", Some(cap), None);
+        let store = common::test_store();
+        add_key(&*store, "k", Some(cap), None);
         let mut open: Vec<(i64, i64)> = vec![];
         for o in ops {
             match o {
@@ -356,8 +361,8 @@ proptest! {
 /// whole amount into day 2's window without a cap check.
 #[test]
 fn an_object_settled_on_a_later_day_keeps_its_first_day() {
-    let store = SqliteStore::in_memory().unwrap();
-    add_key(&store, "k", Some(10_000), Some(500));
+    let store = common::test_store();
+    add_key(&*store, "k", Some(10_000), Some(500));
     let ReserveOutcome::Reserved { spend_id, .. } = store
         .reserve(&reserve_req(
             "k",
@@ -424,6 +429,10 @@ fn an_object_settled_on_a_later_day_keeps_its_first_day() {
 
 #[test]
 fn upgrading_a_version_1_database_backfills_the_running_totals() {
+    if common::on_postgres() {
+        eprintln!("SQLite's own migration: not a PostgreSQL test");
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("v1.db");
     {

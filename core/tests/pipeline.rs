@@ -9,9 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::*;
 use http::{HeaderMap, HeaderValue};
-use vendorgate::{
-    AuthFailure, Error, Gateway, KeySpec, ProxyRequest, SqliteStore, UpstreamFailure, Vendor,
-};
+use vendorgate::{AuthFailure, Error, Gateway, KeySpec, ProxyRequest, UpstreamFailure, Vendor};
 
 fn bearer(vk: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -174,7 +172,7 @@ async fn revocation_and_expiry_take_effect_on_next_request() {
     let clock_now = now.clone();
     let gw = Gateway::with_clock(
         config_for(&base),
-        Arc::new(SqliteStore::in_memory().unwrap()),
+        common::test_store(),
         Arc::new(move || clock_now.load(Ordering::SeqCst)),
     )
     .unwrap();

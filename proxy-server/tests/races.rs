@@ -5,7 +5,11 @@
 //!
 //! `cargo test -p vendorgate-server --test races` runs 30 trials; `RACE_TRIALS=1000 cargo test
 //! --release -p vendorgate-server --test races -- --nocapture` prints the figure for
-//! docs/RELIABILITY.md.
+//! docs/RELIABILITY.md. With `VENDORGATE_TEST_STORE=postgres` the same trials run on the
+//! PostgreSQL store (a throwaway server: see core/tests/common/pg.rs).
+
+#[path = "../../core/tests/common/pg.rs"]
+mod pg;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -15,13 +19,13 @@ use http::{HeaderMap, HeaderValue};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use vendorgate::store::Store;
-use vendorgate::{Config, Gateway, KeySpec, ProxyRequest, SqliteStore, Vendor};
+use vendorgate::{Config, Gateway, KeySpec, PgOptions, PgStore, ProxyRequest, SqliteStore, Vendor};
 
 const DAY_MS: i64 = 86_400_000;
 
 struct Trial {
     gw: Gateway,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     clock: Arc<AtomicI64>,
 }
 
@@ -154,7 +158,15 @@ async fn client(gw: Gateway, vk: String, seed: u64, ops: usize) -> Vec<(String, 
 async fn setup() -> (Trial, vendorgate_server::ServerHandle) {
     let mut config = Config::default();
     let (sim, _) = vendorgate_server::start_sim(&mut config).await.unwrap();
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let store: Arc<dyn Store> =
+        if std::env::var("VENDORGATE_TEST_STORE").as_deref() == Ok("postgres") {
+            let url = pg::server()
+                .expect("VENDORGATE_TEST_STORE=postgres needs PostgreSQL")
+                .database();
+            Arc::new(PgStore::open(PgOptions::new(url)).unwrap())
+        } else {
+            Arc::new(SqliteStore::in_memory().unwrap())
+        };
     let clock = Arc::new(AtomicI64::new(
         1_800_000_000_000 / DAY_MS * DAY_MS + DAY_MS - 2_000,
     ));

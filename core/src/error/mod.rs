@@ -175,6 +175,16 @@ pub enum StoreError {
     Batch(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// PostgreSQL answered with an error (or the connection failed); the text keeps the
+    /// SQLSTATE and the server's message.
+    #[error("database error: {0}")]
+    Postgres(String),
+    /// The database could not be reached in time (no pooled connection, connect failed).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database is set up in a way that breaks a guarantee (e.g. asynchronous commit).
+    #[error("database refused: {0}")]
+    Unsafe(String),
 }
 
 impl Error {

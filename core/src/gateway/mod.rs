@@ -40,7 +40,7 @@ impl Gateway {
         let http = upstream::build_client(&config);
         let slots = config.max_upstream_requests;
         let metrics = Arc::new(Metrics::default());
-        Ok(Gateway {
+        let gateway = Gateway {
             shared: Arc::new(Shared {
                 config,
                 store: AsyncStore::new(store, metrics.clone()),
@@ -52,7 +52,15 @@ impl Gateway {
                 metrics,
             }),
             http,
-        })
+        };
+        // Another instance revoked a key (or the store lost track): cached keys go.
+        let shared = Arc::downgrade(&gateway.shared);
+        gateway.shared.store.on_key_change(Box::new(move || {
+            if let Some(s) = shared.upgrade() {
+                s.keys.forget_all();
+            }
+        }));
+        Ok(gateway)
     }
 
     /// A clone sharing everything but the upstream connection pool. A connection is driven

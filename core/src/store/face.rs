@@ -45,10 +45,23 @@ impl AsyncStore {
     /// The key with this hash: inline when a read connection is free (it saves a thread
     /// hand-off on every request whose key is not cached), else on the blocking pool.
     pub async fn key_by_hash(&self, hash: KeyHash) -> Result<Option<KeyRecord>> {
-        match self.store.try_key_by_hash(&hash) {
-            Some(r) => r.map_err(|e| self.failed(e)),
-            None => self.blocking(move |s| s.key_by_hash(&hash)).await,
+        if let Some(r) = self.store.try_key_by_hash(&hash) {
+            return r.map_err(|e| self.failed(e));
         }
+        match self.store.key_by_hash_queued(hash) {
+            Ok(rx) => self.queued(rx).await,
+            Err(hash) => self.blocking(move |s| s.key_by_hash(&hash)).await,
+        }
+    }
+
+    /// How long a key row read from the store may be trusted for calls that move no money.
+    pub fn key_trust(&self) -> std::time::Duration {
+        self.store.key_trust()
+    }
+
+    /// Drop cached keys whenever the store says a key may have changed elsewhere.
+    pub fn on_key_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.store.on_key_change(f)
     }
 
     /// The over-cap refusal a reservation would give, read without the write lock; `None`

@@ -1,10 +1,13 @@
 //! The store: keys, the spend ledger, object memory and the audit log.
 //!
 //! The trait is synchronous on purpose: the gateway calls it through [`AsyncStore`] (inline,
-//! queued or on the blocking pool, decided in `face.rs` alone), so an
-//! implementation may use a blocking driver. Each method is one atomic unit (one SQLite
-//! transaction; for PostgreSQL one transaction or one conditional statement), which is what
-//! keeps the ledger invariant across processes.
+//! queued or on the blocking pool, decided in `face.rs` alone), so an implementation may use
+//! a blocking driver, and one with its own runtime (PostgreSQL) answers the queued forms
+//! without holding a thread. Each method is one atomic unit (one SQLite transaction; for
+//! PostgreSQL one transaction that locks the key's row), which is what keeps the ledger
+//! invariant across processes and machines.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -15,12 +18,22 @@ use crate::ledger::{CapWindow, Caps, MoneyState, Remembered};
 
 mod face;
 mod journal;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 mod writer;
 
 pub use face::AsyncStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore, Revocation};
 pub use sqlite::SqliteStore;
+
+/// Whether `db` names a PostgreSQL database (`postgres://…`, `postgresql://…`) rather than
+/// a SQLite file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
 
 /// Ask for room under the key's caps.
 #[derive(Debug, Clone)]
@@ -154,6 +167,17 @@ pub trait Store: Send + Sync + 'static {
     /// Cheap liveness check for `/healthz`.
     fn ping(&self) -> Result<(), StoreError>;
 
+    /// How long a key row read from this store may be trusted for calls that move no money
+    /// (money calls re-read the key inside the reservation whatever this says). SQLite: a
+    /// revocation by another process on the same file is seen within the cache's TTL.
+    fn key_trust(&self) -> Duration {
+        crate::caches::TTL
+    }
+
+    /// Call `f` whenever a key may have changed elsewhere (another instance revoked one, or
+    /// the store lost its way of hearing about it), so cached keys are dropped.
+    fn on_key_change(&self, _f: Box<dyn Fn() + Send + Sync>) {}
+
     /// Record the audit row of a call that moved no money without waiting for its commit,
     /// once it is safe from a killed process (SQLite: appended to the store's journal).
     /// `Err` hands the row back: record it with `finish`.
@@ -187,6 +211,12 @@ pub trait Store: Send + Sync + 'static {
     /// every request; an implementation without such a fast path keeps the default.
     fn try_key_by_hash(&self, _hash: &KeyHash) -> Option<Result<Option<KeyRecord>, StoreError>> {
         None
+    }
+
+    /// `key_by_hash` without holding a thread while it waits. `Err` hands the hash back: use
+    /// `key_by_hash`.
+    fn key_by_hash_queued(&self, hash: KeyHash) -> Result<Queued<Option<KeyRecord>>, KeyHash> {
+        Err(hash)
     }
 
     /// `reserve` without holding a thread while it waits (SQLite: its writer thread, which

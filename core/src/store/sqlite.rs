@@ -17,7 +17,7 @@ use super::{AuditQuery, Finish, KeyFilter, Queued, ReserveOutcome, ReserveReques
 use crate::audit::AuditRow;
 use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord, Policy};
-use crate::ledger::{self, MoneyState, Remembered};
+use crate::ledger::{self, MoneyState, Remembered, Retry};
 
 /// WAL size (pages) past which the checkpoint thread rewinds it (about 16 MiB).
 const WAL_RESTART_FRAMES: i64 = 4_000;
@@ -316,7 +316,7 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     ))
 }
 
-type KeyRow = (
+pub(super) type KeyRow = (
     String,
     String,
     Option<String>,
@@ -326,7 +326,7 @@ type KeyRow = (
     Option<i64>,
 );
 
-fn build_key(row: KeyRow) -> Result<KeyRecord, StoreError> {
+pub(super) fn build_key(row: KeyRow) -> Result<KeyRecord, StoreError> {
     let (key_id, policy, run_id, metadata, created_at_ms, expires_at_ms, revoked_at_ms) = row;
     let policy: Policy = serde_json::from_str(&policy)
         .map_err(|e| StoreError::Corrupt(format!("policy of {key_id}: {e}")))?;
@@ -355,10 +355,8 @@ fn counted_totals(conn: &Connection, key_id: &str, day: &str) -> rusqlite::Resul
         .query_row(params![key_id, day], |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
-/// Make the rows of one vendor object add up to what the vendor now says about it (`state`,
-/// `cost`). Rows keep their UTC day: an increase lands on `own` (this call's row, reserved
-/// against today's window) or, for a pass-through read, on the newest row; a decrease is
-/// taken from the newest rows first. Rows still in flight are left alone.
+/// Make the rows of one vendor object add up to what the vendor now says about it; the rule
+/// is [`ledger::object_position`]. Rows still in flight are left alone.
 fn set_object_position(
     tx: &Connection,
     key_id: &str,
@@ -375,38 +373,11 @@ fn set_object_position(
             Ok((r.get(0)?, r.get(1)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let target = if state.counts() { cost } else { 0 };
-    let counted_elsewhere: i64 = others.iter().map(|(_, a)| a).sum();
-    let mut increase = (target - counted_elsewhere).max(0);
-    if let Some(own) = own {
+    for row in ledger::object_position(&others, own, state, cost) {
         exec(
             tx,
             "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
-            params![own, state.as_str(), increase],
-        )?;
-        increase = 0;
-    } else if others.is_empty() {
-        return Ok(());
-    }
-    let mut excess = (counted_elsewhere - target).max(0);
-    for (i, (id, amount)) in others.iter().enumerate() {
-        let cut = excess.min(*amount);
-        excess -= cut;
-        let mut new_amount = amount - cut;
-        if i == 0 {
-            new_amount += increase;
-        }
-        let new_state = if new_amount > 0 || (i == 0 && own.is_none() && state.counts()) {
-            state
-        } else if state.counts() {
-            MoneyState::Superseded
-        } else {
-            MoneyState::None
-        };
-        exec(
-            tx,
-            "UPDATE spends SET state = ?2, amount = ?3 WHERE spend_id = ?1",
-            params![id, new_state.as_str(), new_amount],
+            params![row.spend_id, row.state.as_str(), row.amount],
         )?;
     }
     Ok(())
@@ -484,8 +455,6 @@ fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreEr
         }
         Some(_) => {}
     }
-    // An idempotent retry of a counted call is the same spend; a reused key with another
-    // request is a conflict; a retry after a definite "nothing moved" is checked afresh.
     let mut reuse_row = None;
     if let Some((idem, fp)) = &req.idempotency {
         let prior: Option<(i64, Option<Vec<u8>>, String)> = tx
@@ -497,13 +466,12 @@ fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreEr
             })
             .optional()?;
         if let Some((spend_id, prior_fp, state)) = prior {
-            if prior_fp.as_deref() != Some(&fp[..]) {
-                return Ok(Check::Final(ReserveOutcome::Conflict));
-            }
-            match MoneyState::parse(&state) {
-                Some(MoneyState::Reserved) => return Ok(Check::Final(ReserveOutcome::InFlight)),
-                Some(MoneyState::None) => reuse_row = Some(spend_id),
-                _ => return Ok(Check::Final(ReserveOutcome::Replay { spend_id })),
+            let same = prior_fp.as_deref() == Some(&fp[..]);
+            match ledger::idempotent_retry(same, MoneyState::parse(&state)) {
+                Retry::Conflict => return Ok(Check::Final(ReserveOutcome::Conflict)),
+                Retry::InFlight => return Ok(Check::Final(ReserveOutcome::InFlight)),
+                Retry::Reuse => reuse_row = Some(spend_id),
+                Retry::Replay => return Ok(Check::Final(ReserveOutcome::Replay { spend_id })),
             }
         }
     }

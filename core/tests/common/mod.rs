@@ -15,7 +15,10 @@ use axum::{Json, Router};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use vendorgate::config::twilio_credentials;
+use vendorgate::store::Store;
 use vendorgate::{Config, Credentials, Gateway, Secret, SqliteStore};
+
+pub mod pg;
 
 pub const REAL_STRIPE_KEY: &str = "sk_test_REALKEY_do_not_leak_4242";
 pub const REAL_TWILIO_SID: &str = "ACREAL0000000000000000000000000001";
@@ -182,5 +185,54 @@ pub fn config_for(base: &str) -> Config {
 }
 
 pub fn gateway(config: Config) -> Gateway {
-    Gateway::new(config, Arc::new(SqliteStore::in_memory().unwrap())).unwrap()
+    Gateway::new(config, test_store()).unwrap()
+}
+
+/// Whether this run of the store-level tests is against PostgreSQL
+/// (`VENDORGATE_TEST_STORE=postgres`): the same tests run against both stores.
+pub fn on_postgres() -> bool {
+    std::env::var("VENDORGATE_TEST_STORE").as_deref() == Ok("postgres")
+}
+
+/// A fresh, empty store: SQLite in memory, or a new PostgreSQL database when
+/// [`on_postgres`].
+pub fn test_store() -> Arc<dyn Store> {
+    if on_postgres() {
+        return Arc::new(pg_store(pg_url()));
+    }
+    Arc::new(SqliteStore::in_memory().unwrap())
+}
+
+/// A fresh store that several connections share (the concurrency tests): a SQLite file in
+/// `dir`, or a new PostgreSQL database.
+pub fn shared_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    if on_postgres() {
+        return Arc::new(pg_store(pg_url()));
+    }
+    Arc::new(SqliteStore::open(dir.join("shared.db")).unwrap())
+}
+
+/// A store on `db`: a PostgreSQL URL or a SQLite file (child processes of a test).
+pub fn open_shared(db: &str) -> Arc<dyn Store> {
+    if vendorgate::is_postgres_url(db) {
+        return Arc::new(pg_store(db.to_string()));
+    }
+    Arc::new(SqliteStore::open(db).unwrap())
+}
+
+/// The URL of a fresh PostgreSQL database (the PostgreSQL run needs a server: see `pg.rs`).
+pub fn pg_url() -> String {
+    pg::server()
+        .expect("VENDORGATE_TEST_STORE=postgres needs a PostgreSQL server")
+        .database()
+}
+
+#[cfg(feature = "postgres")]
+pub fn pg_store(url: String) -> vendorgate::PgStore {
+    vendorgate::PgStore::open(vendorgate::PgOptions::new(url)).unwrap()
+}
+
+#[cfg(not(feature = "postgres"))]
+pub fn pg_store(_url: String) -> SqliteStore {
+    panic!("VENDORGATE_TEST_STORE=postgres: build the tests with --features postgres")
 }

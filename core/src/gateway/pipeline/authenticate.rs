@@ -14,7 +14,7 @@ pub(super) async fn authenticate(s: &Shared, call: &mut Call<'_>) -> Result<Cach
         .as_deref()
         .ok_or(Error::Unauthorized(AuthFailure::Missing))?;
     let hash = hash_vault_key(vault_key);
-    let cached = match s.keys.get(&hash) {
+    let cached = match s.keys.get_within(&hash, s.store.key_trust()) {
         Some(k) => k,
         None => {
             // Read the generation first: a revocation while the read is in flight then keeps

@@ -1,0 +1,390 @@
+//! The PostgreSQL store: several gateway instances, on several machines, share one database
+//! with the guarantees of the SQLite store. A key's `keys` row is the one place its caps are
+//! decided: every reservation (and every settlement) locks it and re-reads revocation and
+//! expiry under the lock, so caps stay exact across instances and a revocation anywhere stops
+//! money everywhere on the next call.
+//!
+//! - `schema.rs`: the versioned migrations;
+//! - `connect.rs`: URL, TLS, session timeouts, pool, the durability check;
+//! - `batch.rs`: group commit for reservations and settlements (answered after COMMIT);
+//! - `ops.rs`: the SQL of every operation;
+//! - `instance.rs`: heartbeat, the sweeper of dead instances' reservations, the revocation
+//!   listener.
+//!
+//! The store runs its own small tokio runtime, so it works the same under the server's
+//! per-core runtimes, a test's threads or a binding; the gateway reaches it through the
+//! queued forms of the `Store` trait without holding a thread.
+
+mod batch;
+mod connect;
+mod instance;
+mod ops;
+mod schema;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use self::batch::{Job, Lanes, Op, Out};
+use self::instance::Watchers;
+use super::{AuditQuery, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest, Store, Usage};
+use crate::audit::AuditRow;
+use crate::error::StoreError;
+use crate::keys::{KeyHash, KeyRecord};
+use crate::ledger::Remembered;
+
+/// How calls that move no money learn of a revocation made at another instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Revocation {
+    /// Read the key on every request: exact (the next request anywhere gets 401).
+    #[default]
+    Read,
+    /// Cache keys and drop them on `NOTIFY` from the revoking instance: no read per request,
+    /// but a request in the notice's flight time (measured in docs/BENCHMARKS.md) still
+    /// passes. Money calls stay exact either way: the reservation re-reads the key.
+    Notify,
+}
+
+impl std::str::FromStr for Revocation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Revocation::Read),
+            "notify" => Ok(Revocation::Notify),
+            other => Err(format!(
+                "unknown revocation mode {other:?}: use \"read\" (exact, a key read per request) or \"notify\" (cached, LISTEN/NOTIFY)"
+            )),
+        }
+    }
+}
+
+/// How to reach and use the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/db?sslmode=require` (libpq URL syntax).
+    pub url: String,
+    /// Connections in the pool (reads and admin calls; each batch lane borrows one).
+    pub pool_size: usize,
+    /// Batch lanes: transactions in flight at once.
+    pub lanes: usize,
+    /// Longest wait for a pooled connection or a new one, before 503.
+    pub pool_wait: Duration,
+    /// Longest wait for a row lock (`lock_timeout`), before 503.
+    pub lock_timeout: Duration,
+    /// Longest statement (`statement_timeout`), before 503.
+    pub statement_timeout: Duration,
+    pub revocation: Revocation,
+    /// An instance whose heartbeat is older than this is dead: its reservations are swept.
+    pub instance_timeout: Duration,
+    pub heartbeat_every: Duration,
+    /// Start even if the database acknowledges commits before they are durable.
+    pub allow_async_commit: bool,
+    /// Extra CA certificates (PEM) for TLS to the database.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PgOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions {
+            url: url.into(),
+            pool_size: 16,
+            lanes: 4,
+            pool_wait: Duration::from_secs(1),
+            lock_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(2),
+            revocation: Revocation::Read,
+            instance_timeout: Duration::from_secs(10),
+            heartbeat_every: Duration::from_secs(1),
+            allow_async_commit: false,
+            ca_file: None,
+        }
+    }
+}
+
+/// How long cached keys are trusted while the revocation listener is connected.
+const NOTIFY_TRUST: Duration = Duration::from_secs(1);
+
+pub struct PgStore {
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    pool: Pool,
+    lanes: Lanes,
+    instance: Arc<str>,
+    revocation: Revocation,
+    listening: Arc<AtomicBool>,
+    watchers: Watchers,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime may not block inside another runtime (the server's).
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connect, check the database keeps its commits, migrate, register this instance and
+    /// start its batch lanes, heartbeat, sweeper and (in notify mode) revocation listener.
+    pub fn open(opts: PgOptions) -> Result<Self, StoreError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("vendorgate-pg")
+            .enable_all()
+            .build()
+            .map_err(StoreError::Io)?;
+        let handle = rt.handle().clone();
+        let pool = connect::pool(&opts)?;
+        let instance: Arc<str> = hex::encode(rand::random::<[u8; 8]>()).into();
+        let setup = {
+            let (pool, opts, instance) = (pool.clone(), opts.clone(), instance.clone());
+            async move {
+                let mut client = pool.get().await.map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "cannot connect to {}: {e}",
+                        connect::redacted(&opts.url)
+                    ))
+                })?;
+                connect::check_durability(&client, &opts).await?;
+                schema::migrate(&mut client).await?;
+                instance::register(&client, &instance).await?;
+                Ok::<_, StoreError>(())
+            }
+        };
+        // `block_on` may not run on a thread that already drives a runtime: use a fresh one.
+        let h = handle.clone();
+        std::thread::scope(|s| s.spawn(move || h.block_on(setup)).join())
+            .map_err(|_| StoreError::Task("database setup panicked".into()))??;
+        let lanes = Lanes::start(&handle, pool.clone(), instance.clone(), opts.lanes);
+        handle.spawn(instance::heartbeat_and_sweep(
+            pool.clone(),
+            instance.clone(),
+            opts.clone(),
+        ));
+        let listening = Arc::new(AtomicBool::new(false));
+        let watchers: Watchers = Arc::new(Mutex::new(Vec::new()));
+        if opts.revocation == Revocation::Notify {
+            handle.spawn(instance::listen(
+                opts.clone(),
+                listening.clone(),
+                watchers.clone(),
+            ));
+        }
+        tracing::info!(instance = %instance, db = %connect::redacted(&opts.url), "PostgreSQL store open");
+        Ok(PgStore {
+            rt: Some(rt),
+            handle,
+            pool,
+            lanes,
+            instance,
+            revocation: opts.revocation,
+            listening,
+            watchers,
+        })
+    }
+
+    /// This instance's id, as recorded on its reservations.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    /// Run one sweep now (tests; the sweeper runs on its own every heartbeat).
+    pub fn sweep_now(&self, instance_timeout: Duration) -> Result<u64, StoreError> {
+        let pool = self.pool.clone();
+        self.wait(async move {
+            let client = pool.get().await.map_err(unavailable)?;
+            let mut opts = PgOptions::new("");
+            opts.instance_timeout = instance_timeout;
+            Ok(instance::sweep(client, &opts).await?)
+        })
+    }
+
+    /// Run `f` on the store's runtime and wait for it on this thread.
+    fn wait<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv()
+            .map_err(|_| StoreError::Task("the PostgreSQL store has stopped".into()))?
+    }
+
+    /// Run a read on a pooled connection, answered on a channel (no thread held).
+    fn read<T: Send + 'static, F, Fut>(&self, f: F) -> Queued<T>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send,
+    {
+        let (tx, rx) = oneshot::channel();
+        let pool = self.pool.clone();
+        self.handle.spawn(async move {
+            let out = match pool.get().await {
+                Ok(c) => f(c).await,
+                Err(e) => Err(unavailable(e)),
+            };
+            let _ = tx.send(out);
+        });
+        rx
+    }
+
+    fn read_sync<T: Send + 'static, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send,
+    {
+        let rx = self.read(f);
+        self.wait(async move {
+            rx.await
+                .map_err(|_| StoreError::Task("the PostgreSQL store has stopped".into()))?
+        })
+    }
+
+    fn job<T: Send + 'static>(&self, op: Op, pick: fn(Out) -> Option<T>) -> Queued<T> {
+        let (tx, rx) = oneshot::channel();
+        self.lanes.submit(Job {
+            op,
+            reply: Box::new(move |out| {
+                let _ = tx.send(out.and_then(|o| {
+                    pick(o)
+                        .ok_or_else(|| StoreError::Task("a batch answered the wrong kind".into()))
+                }));
+            }),
+        });
+        rx
+    }
+
+    fn job_sync<T: Send + 'static>(
+        &self,
+        op: Op,
+        pick: fn(Out) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        let rx = self.job(op, pick);
+        self.wait(async move {
+            rx.await
+                .map_err(|_| StoreError::Task("the PostgreSQL store has stopped".into()))?
+        })
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("no database connection: {e}"))
+}
+
+fn reserve_out(o: Out) -> Option<ReserveOutcome> {
+    match o {
+        Out::Reserve(r) => Some(r),
+        Out::Finish(_) => None,
+    }
+}
+
+fn finish_out(o: Out) -> Option<Option<(i64, i64)>> {
+    match o {
+        Out::Finish(t) => Some(t),
+        Out::Reserve(_) => None,
+    }
+}
+
+impl Store for PgStore {
+    fn insert_key(&self, record: &KeyRecord, hash: &KeyHash) -> Result<(), StoreError> {
+        let (record, hash) = (record.clone(), *hash);
+        self.read_sync(move |c| async move { Ok(ops::insert_key(&c, &record, &hash).await?) })
+    }
+
+    fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let hash = *hash;
+        self.read_sync(move |c| async move { Ok(ops::key_by_hash(&c, &hash).await?) })
+    }
+
+    fn key_by_hash_queued(&self, hash: KeyHash) -> Result<Queued<Option<KeyRecord>>, KeyHash> {
+        Ok(self.read(move |c| async move { Ok(ops::key_by_hash(&c, &hash).await?) }))
+    }
+
+    fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let key_id = key_id.to_string();
+        self.read_sync(move |c| async move { Ok(ops::key_by_id(&c, &key_id).await?) })
+    }
+
+    fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let key_id = key_id.to_string();
+        self.read_sync(move |c| async move { Ok(ops::revoke(&c, &key_id, now_ms).await?) })
+    }
+
+    fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let filter = filter.clone();
+        self.read_sync(move |c| async move { Ok(ops::list_keys(&c, &filter).await?) })
+    }
+
+    fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+        self.job_sync(Op::Reserve(req.clone()), reserve_out)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn reserve_queued(
+        &self,
+        req: ReserveRequest,
+    ) -> Result<Queued<ReserveOutcome>, ReserveRequest> {
+        Ok(self.job(Op::Reserve(req), reserve_out))
+    }
+
+    fn finish(&self, finish: &Finish) -> Result<(), StoreError> {
+        self.job_sync(Op::Finish(Box::new(finish.clone()), None), finish_out)
+            .map(|_| ())
+    }
+
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn finish_queued(
+        &self,
+        finish: Finish,
+        totals_for: Option<(String, String)>,
+    ) -> Result<Queued<Option<(i64, i64)>>, (Finish, Option<(String, String)>)> {
+        Ok(self.job(Op::Finish(Box::new(finish), totals_for), finish_out))
+    }
+
+    fn recall(&self, key_id: &str, object_id: &str) -> Result<Option<Remembered>, StoreError> {
+        let (k, o) = (key_id.to_string(), object_id.to_string());
+        self.read_sync(move |c| async move { Ok(ops::recall(&c, &k, &o).await?) })
+    }
+
+    fn usage(&self, key_id: &str, day: &str) -> Result<Usage, StoreError> {
+        let (k, d) = (key_id.to_string(), day.to_string());
+        self.read_sync(move |c| async move { Ok(ops::usage(&c, &k, &d).await?) })
+    }
+
+    fn totals(&self, key_id: &str, day: &str) -> Result<(i64, i64), StoreError> {
+        let (k, d) = (key_id.to_string(), day.to_string());
+        self.read_sync(move |c| async move { Ok(ops::totals(&c, &k, &d).await?) })
+    }
+
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let q = query.clone();
+        self.read_sync(move |c| async move { Ok(ops::audit(&c, &q).await?) })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.read_sync(|c| async move {
+            c.simple_query("SELECT 1").await.map_err(ops::Fail::from)?;
+            Ok(())
+        })
+    }
+
+    fn key_trust(&self) -> Duration {
+        match self.revocation {
+            Revocation::Notify if self.listening.load(Ordering::Acquire) => NOTIFY_TRUST,
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn on_key_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.watchers.lock().push(f);
+    }
+}

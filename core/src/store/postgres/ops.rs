@@ -1,0 +1,508 @@
+//! The store's operations as SQL on one PostgreSQL client or transaction. The ledger's rules
+//! themselves are in `crate::ledger`, shared with SQLite; this file only reads and writes rows.
+//!
+//! Exactness rests on one rule: every write that changes a key's money (reserve, settle,
+//! reconcile, the sweeper) first holds that key's `keys` row lock (`FOR UPDATE`, taken for
+//! a whole batch in `batch.rs`). Under READ COMMITTED each later statement takes a fresh
+//! snapshot, so the reservation's reads see every change committed before the lock was
+//! granted. (A cap computed by an aggregate inside the *same* statement that waits for the
+//! lock would keep its old snapshot and admit 200 of 200: see docs/DEPLOYMENT.md.)
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::super::sqlite::{build_key, KeyRow};
+use super::super::{AuditQuery, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Usage};
+use crate::audit::AuditRow;
+use crate::error::StoreError;
+use crate::keys::{KeyHash, KeyRecord};
+use crate::ledger::{self, MoneyState, Remembered, Retry};
+
+/// A failed operation: the store error, plus the SQLSTATE when PostgreSQL gave one (the
+/// batcher decides by it whether the rest of a batch can still commit).
+#[derive(Debug)]
+pub(crate) struct Fail {
+    pub code: Option<SqlState>,
+    pub error: StoreError,
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let code = e.code().cloned();
+        let text = match e.as_db_error() {
+            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+            None => {
+                // The driver's own text is terse ("error connecting to server"); the cause
+                // chain says what happened. It never holds the password.
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(": ");
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                text
+            }
+        };
+        let error = if e.is_closed() || e.as_db_error().is_none() {
+            StoreError::Unavailable(text)
+        } else {
+            StoreError::Postgres(text)
+        };
+        Fail { code, error }
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(error: StoreError) -> Self {
+        Fail { code: None, error }
+    }
+}
+
+impl From<Fail> for StoreError {
+    fn from(f: Fail) -> Self {
+        f.error
+    }
+}
+
+impl Fail {
+    /// The transaction was already aborted by an earlier statement (not this one's fault).
+    pub fn is_aborted_by_another(&self) -> bool {
+        self.code == Some(SqlState::IN_FAILED_SQL_TRANSACTION)
+    }
+
+    /// A failure of this operation's own data (a constraint, a bad value): the rest of its
+    /// batch can run again without it. Anything else (timeouts, lost connection, deadlock)
+    /// fails the whole batch.
+    pub fn is_own(&self) -> bool {
+        match &self.code {
+            Some(c) => {
+                let class = &c.code()[..2];
+                class == "22" || class == "23"
+            }
+            None => matches!(self.error, StoreError::Corrupt(_)),
+        }
+    }
+}
+
+pub(crate) type Res<T> = Result<T, Fail>;
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+pub(super) async fn rows<C: GenericClient>(c: &C, sql: &str, p: Params<'_>) -> Res<Vec<Row>> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query(&st, p).await?)
+}
+
+pub(super) async fn opt<C: GenericClient>(c: &C, sql: &str, p: Params<'_>) -> Res<Option<Row>> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.query_opt(&st, p).await?)
+}
+
+pub(super) async fn exec<C: GenericClient>(c: &C, sql: &str, p: Params<'_>) -> Res<u64> {
+    let st = c.prepare_cached(sql).await?;
+    Ok(c.execute(&st, p).await?)
+}
+
+/// The database's clock in ms: instances on several machines agree on it.
+pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::BIGINT";
+
+const KEY_COLS: &str =
+    "key_id, policy, run_id, metadata, created_at_ms, expires_at_ms, revoked_at_ms";
+
+fn key_row(r: &Row) -> KeyRow {
+    (
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+    )
+}
+
+/// Lock the `keys` rows of a batch, in key order so two batches never wait on each other in
+/// a circle.
+pub(super) async fn lock_keys<C: GenericClient>(c: &C, keys: &[&str]) -> Res<()> {
+    rows(
+        c,
+        "SELECT key_id FROM keys WHERE key_id = ANY($1) ORDER BY key_id FOR UPDATE",
+        &[&keys],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The key each settlement belongs to, so its batch can lock it first.
+pub(super) async fn keys_of_spends<C: GenericClient>(
+    c: &C,
+    spend_ids: &[i64],
+) -> Res<Vec<(i64, String)>> {
+    Ok(rows(
+        c,
+        "SELECT spend_id, key_id FROM spends WHERE spend_id = ANY($1)",
+        &[&spend_ids],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
+
+/// One reservation (the caller's batch holds the key's row lock).
+pub(super) async fn reserve<C: GenericClient>(
+    c: &C,
+    req: &ReserveRequest,
+    instance: &str,
+) -> Res<ReserveOutcome> {
+    let idem = req.idempotency.as_ref().map(|(k, _)| k.as_str());
+    // One round trip for every read: the key's revocation and expiry, its totals, what is
+    // already counted for the object, and the call that first used the Idempotency-Key.
+    let row = opt(
+        c,
+        "SELECT k.revoked_at_ms, k.expires_at_ms,
+            COALESCE((SELECT SUM(t.amount) FROM spend_totals t WHERE t.key_id = k.key_id), 0)::BIGINT,
+            COALESCE((SELECT SUM(t.amount) FROM spend_totals t WHERE t.key_id = k.key_id AND t.day = $2), 0)::BIGINT,
+            COALESCE((SELECT SUM(s.amount) FROM spends s WHERE s.key_id = k.key_id AND s.object_id = $3
+                      AND s.state NOT IN ('none', 'superseded')), 0)::BIGINT,
+            i.spend_id, i.idem_fp, i.state
+         FROM keys k LEFT JOIN spends i ON i.key_id = k.key_id AND i.idem_key = $4
+         WHERE k.key_id = $1",
+        &[&req.key_id, &req.day, &req.object_id, &idem],
+    )
+    .await?;
+    let Some(row) = row else {
+        return Ok(ReserveOutcome::KeyRevoked);
+    };
+    let revoked: Option<i64> = row.get(0);
+    let expires: i64 = row.get(1);
+    if revoked.is_some() {
+        return Ok(ReserveOutcome::KeyRevoked);
+    }
+    if expires <= req.now_ms {
+        return Ok(ReserveOutcome::KeyExpired);
+    }
+    let (total, today, already): (i64, i64, i64) = (row.get(2), row.get(3), row.get(4));
+    let mut reuse = None;
+    if let (Some((_, fp)), Some(prior)) = (&req.idempotency, row.get::<_, Option<i64>>(5)) {
+        let prior_fp: Option<Vec<u8>> = row.get(6);
+        let state: Option<String> = row.get(7);
+        let same = prior_fp.as_deref() == Some(&fp[..]);
+        match ledger::idempotent_retry(same, state.as_deref().and_then(MoneyState::parse)) {
+            Retry::Conflict => return Ok(ReserveOutcome::Conflict),
+            Retry::InFlight => return Ok(ReserveOutcome::InFlight),
+            Retry::Replay => return Ok(ReserveOutcome::Replay { spend_id: prior }),
+            Retry::Reuse => reuse = Some(prior),
+        }
+    }
+    let counted = (req.estimate - already).max(0);
+    if let Err(over) = ledger::check_caps(req.caps(), total, today, counted) {
+        return Ok(ReserveOutcome::OverCap {
+            window: over.window,
+            cap: over.cap,
+            spent: over.spent,
+        });
+    }
+    let spend_id = match reuse {
+        Some(id) => {
+            exec(c,
+                "UPDATE spends SET state = 'reserved', day = $2, estimate = $3, amount = $4, object_id = $5, updated_at_ms = $6, instance_id = $7 WHERE spend_id = $1",
+                &[&id, &req.day, &req.estimate, &counted, &req.object_id, &req.now_ms, &instance],
+            )
+            .await?;
+            id
+        }
+        None => {
+            let fp = req.idempotency.as_ref().map(|(_, f)| &f[..]);
+            let row = opt(c,
+                "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, instance_id, created_at_ms, updated_at_ms)
+                 VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, $9, $9) RETURNING spend_id",
+                &[&req.key_id, &req.day, &req.estimate, &counted, &req.object_id, &idem, &fp, &instance, &req.now_ms],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+            row.get(0)
+        }
+    };
+    Ok(ReserveOutcome::Reserved { spend_id, counted })
+}
+
+/// Rewrite the rows of one vendor object by [`ledger::object_position`] (one statement for
+/// all of them). Rows still in flight are left alone.
+async fn set_object_position<C: GenericClient>(
+    c: &C,
+    key_id: &str,
+    object_id: &str,
+    own: Option<i64>,
+    state: MoneyState,
+    cost: i64,
+) -> Res<()> {
+    let others: Vec<(i64, i64)> = rows(c,
+        "SELECT spend_id, amount FROM spends WHERE key_id = $1 AND object_id = $2 AND spend_id <> $3
+         AND state <> 'reserved' AND state NOT IN ('none', 'superseded') ORDER BY spend_id DESC",
+        &[&key_id, &object_id, &own.unwrap_or(-1)],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let moves = ledger::object_position(&others, own, state, cost);
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = moves.iter().map(|m| m.spend_id).collect();
+    let states: Vec<&str> = moves.iter().map(|m| m.state.as_str()).collect();
+    let amounts: Vec<i64> = moves.iter().map(|m| m.amount).collect();
+    exec(
+        c,
+        "UPDATE spends s SET state = u.state, amount = u.amount
+         FROM unnest($1::BIGINT[], $2::TEXT[], $3::BIGINT[]) AS u(id, state, amount)
+         WHERE s.spend_id = u.id",
+        &[&ids, &states, &amounts],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Settle, reconcile, remember and audit (the caller's batch holds the key's row lock).
+pub(super) async fn finish<C: GenericClient>(c: &C, f: &Finish) -> Res<()> {
+    if let Some(s) = &f.settle {
+        let row = opt(
+            c,
+            "SELECT key_id, object_id FROM spends WHERE spend_id = $1",
+            &[&s.spend_id],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("no reservation {}", s.spend_id)))?;
+        let key_id: String = row.get(0);
+        let object_id: Option<String> = s.object_id.clone().or_else(|| row.get(1));
+        if s.state == MoneyState::Unknown {
+            // Unknown keeps whatever was reserved: it is not proof of anything.
+            exec(c, "UPDATE spends SET state = 'unknown', object_id = COALESCE($2, object_id) WHERE spend_id = $1",
+                &[&s.spend_id, &object_id]).await?;
+        } else if let (true, Some(obj)) = (s.authoritative, &object_id) {
+            exec(
+                c,
+                "UPDATE spends SET object_id = $2 WHERE spend_id = $1",
+                &[&s.spend_id, obj],
+            )
+            .await?;
+            set_object_position(c, &key_id, obj, Some(s.spend_id), s.state, s.cost).await?;
+        } else {
+            let amount = if s.state.counts() { s.cost } else { 0 };
+            exec(c,
+                "UPDATE spends SET state = $2, amount = $3, object_id = COALESCE($4, object_id) WHERE spend_id = $1",
+                &[&s.spend_id, &s.state.as_str(), &amount, &object_id],
+            )
+            .await?;
+        }
+    }
+    if let Some(r) = &f.reconcile {
+        set_object_position(c, &r.key_id, &r.object_id, None, r.state, r.cost).await?;
+    }
+    if let Some((key_id, object_id, m)) = &f.remember {
+        exec(c, &format!(
+            "INSERT INTO objects (key_id, object_id, micros, currency, updated_at_ms) VALUES ($1, $2, $3, $4, {NOW_MS})
+             ON CONFLICT (key_id, object_id) DO UPDATE SET micros = EXCLUDED.micros, currency = EXCLUDED.currency, updated_at_ms = EXCLUDED.updated_at_ms"),
+            &[key_id, object_id, &m.micros, &m.currency],
+        )
+        .await?;
+    }
+    if let Some(a) = &f.audit {
+        insert_audit(c, a).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_audit<C: GenericClient>(c: &C, a: &AuditRow) -> Res<()> {
+    let status = i32::from(a.status);
+    let upstream = a.upstream_status.map(i32::from);
+    exec(c,
+        "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        &[&a.time_ms, &a.key_id, &a.run_id, &a.vendor, &a.method, &a.endpoint, &a.decision, &status, &upstream,
+          &a.estimate_micros, &a.cost_micros, &a.money_state, &a.latency_us, &a.upstream_latency_us,
+          &a.idempotency_key, &a.vendor_request_id, &a.message],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `(total, today)` counted for a key, from the running totals.
+pub(super) async fn totals<C: GenericClient>(c: &C, key_id: &str, day: &str) -> Res<(i64, i64)> {
+    let row = opt(c,
+        "SELECT COALESCE(SUM(amount), 0)::BIGINT, COALESCE(SUM(amount) FILTER (WHERE day = $2), 0)::BIGINT FROM spend_totals WHERE key_id = $1",
+        &[&key_id, &day],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("an aggregate gave no row".into()))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+pub(super) async fn insert_key<C: GenericClient>(c: &C, r: &KeyRecord, hash: &KeyHash) -> Res<()> {
+    let policy =
+        serde_json::to_string(&r.policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let metadata = (!r.metadata.is_null()).then(|| r.metadata.to_string());
+    exec(c,
+        "INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[&r.key_id, &&hash[..], &r.policy.vendor.as_str(), &policy, &r.run_id, &metadata, &r.created_at_ms, &r.expires_at_ms],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Mark revoked (keeping the first time) and tell listening instances, in one statement: the
+/// notice goes out when it commits.
+pub(super) async fn revoke<C: GenericClient>(c: &C, key_id: &str, now_ms: i64) -> Res<bool> {
+    let n = rows(c,
+        "WITH r AS (UPDATE keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE key_id = $1 RETURNING key_id)
+         SELECT pg_notify('vendorgate_keys', key_id) FROM r",
+        &[&key_id, &now_ms],
+    )
+    .await?;
+    Ok(!n.is_empty())
+}
+
+pub(super) async fn key_by_hash<C: GenericClient>(c: &C, hash: &KeyHash) -> Res<Option<KeyRecord>> {
+    let row = opt(
+        c,
+        &format!("SELECT {KEY_COLS} FROM keys WHERE key_hash = $1"),
+        &[&&hash[..]],
+    )
+    .await?;
+    Ok(row.map(|r| build_key(key_row(&r))).transpose()?)
+}
+
+pub(super) async fn key_by_id<C: GenericClient>(c: &C, key_id: &str) -> Res<Option<KeyRecord>> {
+    let row = opt(
+        c,
+        &format!("SELECT {KEY_COLS} FROM keys WHERE key_id = $1"),
+        &[&key_id],
+    )
+    .await?;
+    Ok(row.map(|r| build_key(key_row(&r))).transpose()?)
+}
+
+pub(super) async fn list_keys<C: GenericClient>(c: &C, f: &KeyFilter) -> Res<Vec<KeyRecord>> {
+    let limit = if f.limit == 0 { 1000 } else { f.limit } as i64;
+    let found = rows(c, &format!(
+        "SELECT {KEY_COLS} FROM keys WHERE ($1::TEXT IS NULL OR run_id = $1) AND ($2::BIGINT IS NULL OR (revoked_at_ms IS NULL AND expires_at_ms > $2))
+         ORDER BY created_at_ms DESC, key_id LIMIT $3"),
+        &[&f.run_id, &f.active_at_ms, &limit],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| build_key(key_row(r)).map_err(Fail::from))
+        .collect()
+}
+
+pub(super) async fn recall<C: GenericClient>(
+    c: &C,
+    key_id: &str,
+    object_id: &str,
+) -> Res<Option<Remembered>> {
+    Ok(opt(
+        c,
+        "SELECT micros, currency FROM objects WHERE key_id = $1 AND object_id = $2",
+        &[&key_id, &object_id],
+    )
+    .await?
+    .map(|r| Remembered {
+        micros: r.get(0),
+        currency: r.get(1),
+    }))
+}
+
+pub(super) async fn usage<C: GenericClient>(c: &C, key_id: &str, day: &str) -> Res<Usage> {
+    let mut u = Usage::default();
+    let found = rows(c,
+        "SELECT state, SUM(amount)::BIGINT, SUM(CASE WHEN day = $2 THEN amount ELSE 0 END)::BIGINT FROM spends
+         WHERE key_id = $1 AND state NOT IN ('none', 'superseded') GROUP BY state",
+        &[&key_id, &day],
+    )
+    .await?;
+    for r in &found {
+        let (state, amount, today): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        match MoneyState::parse(&state) {
+            Some(MoneyState::Moved | MoneyState::Committed) => u.spent += amount,
+            Some(MoneyState::Pending | MoneyState::Unknown) => u.pending += amount,
+            Some(MoneyState::Reserved) => u.reserved += amount,
+            _ => return Err(StoreError::Corrupt(format!("unknown spend state {state:?}")).into()),
+        }
+        u.total += amount;
+        u.today += today;
+    }
+    Ok(u)
+}
+
+pub(super) async fn audit<C: GenericClient>(c: &C, q: &AuditQuery) -> Res<Vec<AuditRow>> {
+    let limit = if q.limit == 0 {
+        100
+    } else {
+        q.limit.min(10_000)
+    } as i64;
+    // Only the filters given, so the planner walks `audit_key` / `audit_run` (or the primary
+    // key) in id order and stops at the limit.
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let filters: [(&str, Option<&(dyn ToSql + Sync)>); 4] = [
+        ("key_id = ", q.key_id.as_ref().map(|v| v as _)),
+        ("run_id = ", q.run_id.as_ref().map(|v| v as _)),
+        ("time_ms >= ", q.since_ms.as_ref().map(|v| v as _)),
+        ("id > ", q.after_id.as_ref().map(|v| v as _)),
+    ];
+    for (clause, value) in filters {
+        if let Some(v) = value {
+            params.push(v);
+            clauses.push(format!("{clause}${}", params.len()));
+        }
+    }
+    params.push(&limit);
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let order = if q.after_id.is_some() { "ASC" } else { "DESC" };
+    let sql = format!(
+        "SELECT id, time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message
+         FROM audit {filter} ORDER BY id {order} LIMIT ${}",
+        params.len()
+    );
+    let found = rows(c, &sql, &params).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for r in &found {
+        let status: i32 = r.get(8);
+        let upstream: Option<i32> = r.get(9);
+        out.push(AuditRow {
+            id: r.get(0),
+            time_ms: r.get(1),
+            key_id: r.get(2),
+            run_id: r.get(3),
+            vendor: r.get(4),
+            method: r.get(5),
+            endpoint: r.get(6),
+            decision: r.get(7),
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt(format!("audit status {status}")))?,
+            upstream_status: upstream.and_then(|s| u16::try_from(s).ok()),
+            estimate_micros: r.get(10),
+            cost_micros: r.get(11),
+            money_state: r.get(12),
+            latency_us: r.get(13),
+            upstream_latency_us: r.get(14),
+            idempotency_key: r.get(15),
+            vendor_request_id: r.get(16),
+            message: r.get(17),
+        });
+    }
+    // Newest N for a plain query, oldest-first after a cursor; both returned oldest-first.
+    if q.after_id.is_none() {
+        out.reverse();
+    }
+    Ok(out)
+}
