@@ -1,9 +1,11 @@
 //! The TOML config file (example: examples/vendorgate.toml): the server's own keys (`listen`,
-//! `admin_listen`, `db`, `admin_token_env`) plus the gateway's [`Settings`], the same keys and
+//! `admin_listen`, `db`, `admin_token_env`, the `[postgres]` table) plus the gateway's
+//! [`Settings`], the same keys and
 //! units as the environment and the bindings' `config` (the README's settings table). Flags
 //! beat the environment, which beats the file, which beats the defaults.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use vendorgate::config::Settings;
@@ -17,17 +19,92 @@ use vendorgate_server::ServerError;
 struct ServerKeys {
     listen: Option<String>,
     admin_listen: Option<String>,
-    db: Option<PathBuf>,
+    db: Option<String>,
     admin_token_env: Option<String>,
+    postgres: Option<PostgresKeys>,
 }
 
-const SERVER_KEYS: [&str; 4] = ["listen", "admin_listen", "db", "admin_token_env"];
+const SERVER_KEYS: [&str; 5] = [
+    "listen",
+    "admin_listen",
+    "db",
+    "admin_token_env",
+    "postgres",
+];
+
+/// `[postgres]`: how the server uses a PostgreSQL `db` (ignored for a SQLite file). Every
+/// key is optional; docs/DEPLOYMENT.md explains each.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresKeys {
+    /// `"read"` (default: exact, a key read per request) or `"notify"` (cached keys dropped
+    /// on LISTEN/NOTIFY).
+    pub revocation: Option<String>,
+    pub pool_size: Option<usize>,
+    pub lanes: Option<usize>,
+    pub pool_wait_ms: Option<u64>,
+    pub lock_timeout_ms: Option<u64>,
+    pub statement_timeout_ms: Option<u64>,
+    pub instance_timeout_ms: Option<u64>,
+    pub heartbeat_ms: Option<u64>,
+    pub allow_async_commit: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PostgresKeys {
+    /// The store's options for `url`: the defaults, then these keys.
+    #[cfg(feature = "postgres")]
+    pub fn options(&self, url: &str) -> Result<vendorgate::PgOptions, String> {
+        let mut o = vendorgate::PgOptions::new(url);
+        let ms = |key: &str, v: Option<u64>| -> Result<Option<Duration>, String> {
+            match v {
+                Some(0) => Err(format!("postgres.{key} must be more than 0")),
+                v => Ok(v.map(Duration::from_millis)),
+            }
+        };
+        if let Some(r) = &self.revocation {
+            o.revocation = r.parse().map_err(|e| format!("postgres.revocation: {e}"))?;
+        }
+        if let Some(n) = self.pool_size {
+            o.pool_size = n.max(2);
+        }
+        if let Some(n) = self.lanes {
+            o.lanes = n.max(1);
+        }
+        if let Some(d) = ms("pool_wait_ms", self.pool_wait_ms)? {
+            o.pool_wait = d;
+        }
+        if let Some(d) = ms("lock_timeout_ms", self.lock_timeout_ms)? {
+            o.lock_timeout = d;
+        }
+        if let Some(d) = ms("statement_timeout_ms", self.statement_timeout_ms)? {
+            o.statement_timeout = d;
+        }
+        if let Some(d) = ms("instance_timeout_ms", self.instance_timeout_ms)? {
+            o.instance_timeout = d;
+        }
+        if let Some(d) = ms("heartbeat_ms", self.heartbeat_ms)? {
+            o.heartbeat_every = d;
+        }
+        if o.heartbeat_every * 2 > o.instance_timeout {
+            return Err(format!(
+                "postgres.instance_timeout_ms ({} ms) must be at least twice heartbeat_ms ({} ms), or live instances would be swept",
+                o.instance_timeout.as_millis(),
+                o.heartbeat_every.as_millis()
+            ));
+        }
+        o.allow_async_commit = self.allow_async_commit.unwrap_or(false);
+        o.ca_file = self.ca_file.clone();
+        Ok(o)
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct FileConfig {
     pub listen: Option<String>,
     pub admin_listen: Option<String>,
-    pub db: Option<PathBuf>,
+    pub db: Option<String>,
+    pub postgres: PostgresKeys,
     /// Name of the environment variable holding the admin token.
     pub admin_token_env: Option<String>,
     /// Everything else: the gateway's settings.
@@ -60,6 +137,7 @@ impl FileConfig {
             listen: keys.listen,
             admin_listen: keys.admin_listen,
             db: keys.db,
+            postgres: keys.postgres.unwrap_or_default(),
             admin_token_env: keys.admin_token_env,
             settings,
         })

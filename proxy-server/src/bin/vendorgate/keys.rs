@@ -100,10 +100,12 @@ fn handle(target: &Target) -> Result<Handle, ServerError> {
     match (&target.server, &target.db) {
         (Some(url), _) => Ok(Handle::connect(url, target.admin_token.clone())?),
         (None, Some(db)) => {
-            if !db.exists() {
-                return Err(ServerError::Usage(format!("database {} does not exist; start `vendorgate serve --db {}` once or check the path", db.display(), db.display())));
+            if !vendorgate::is_postgres_url(db) && !std::path::Path::new(db).exists() {
+                return Err(ServerError::Usage(format!("database {db} does not exist; start `vendorgate serve --db {db}` once or check the path")));
             }
-            Ok(Handle::Embedded(Gateway::open(db, Config::default())?))
+            let config = Config::default();
+            let store = crate::db::open(db, &Default::default(), config.store_busy_timeout, false)?;
+            Ok(Handle::Embedded(Gateway::new(config, store)?))
         }
         (None, None) => Err(ServerError::Usage(
             "say where: --server URL (a running vendorgate) or --db FILE (a local database)".into(),

@@ -3,12 +3,12 @@
 //! `config_file.rs` (the server and its TOML file), `keys.rs` (the `keys` and `audit`
 //! commands), `demo.rs`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 mod config_file;
+mod db;
 mod demo;
 mod keys;
 mod serve;
@@ -55,9 +55,9 @@ pub struct Target {
     /// URL of a running vendorgate server (admin token from VENDORGATE_ADMIN_TOKEN).
     #[arg(long, env = "VENDORGATE_SERVER", conflicts_with = "db")]
     server: Option<String>,
-    /// A local database file instead of a server.
-    #[arg(long)]
-    db: Option<PathBuf>,
+    /// A local database instead of a server: a SQLite file or a postgres:// URL.
+    #[arg(long, env = "VENDORGATE_DB")]
+    db: Option<String>,
     /// Admin token for --server (default: the VENDORGATE_ADMIN_TOKEN environment variable).
     #[arg(long, env = "VENDORGATE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,

@@ -2,11 +2,10 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::config_file::FileConfig;
 use clap::Args;
-use vendorgate::{Gateway, SqliteStore, Vendor};
+use vendorgate::{Gateway, Vendor};
 use vendorgate_server::{sim, AppState, ServerError};
 
 #[derive(Args)]
@@ -17,9 +16,10 @@ pub struct ServeArgs {
     /// Serve the admin API only on this separate address.
     #[arg(long)]
     admin_listen: Option<String>,
-    /// SQLite database file (created if missing).
-    #[arg(long)]
-    db: Option<PathBuf>,
+    /// The database: a SQLite file (created if missing) or a postgres:// URL shared by
+    /// several instances.
+    #[arg(long, env = "VENDORGATE_DB")]
+    db: Option<String>,
     /// TOML config file (see examples/vendorgate.toml).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -99,12 +99,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
     let db = args
         .db
         .or(file.db.clone())
-        .unwrap_or_else(|| PathBuf::from("./vendorgate.db"));
-    let store = SqliteStore::open_with_busy_timeout(&db, config.store_busy_timeout)
-        .map_err(|e| ServerError::Config(format!("cannot open database {}: {e}", db.display())))?;
-    // An HTTP thread must not block on a commit: its other connections would wait.
-    store.set_lone_writes_inline(false);
-    let gateway = Gateway::new(config.clone(), Arc::new(store))?;
+        .unwrap_or_else(|| crate::db::DEFAULT_DB.into());
+    let store = crate::db::open(&db, &file.postgres, config.store_busy_timeout, true)?;
+    let gateway = Gateway::new(config.clone(), store)?;
     let state = AppState::new(gateway, admin_token.clone());
 
     let listen = args
@@ -152,9 +149,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
         }
     }
     if admin_token.is_none() {
-        tracing::warn!("no admin token: the admin API answers 503; set VENDORGATE_ADMIN_TOKEN to issue keys over HTTP, or use `vendorgate keys issue --db {}`", db.display());
+        tracing::warn!("no admin token: the admin API answers 503; set VENDORGATE_ADMIN_TOKEN to issue keys over HTTP, or use `vendorgate keys issue --db {}`", crate::db::shown(&db));
     }
-    tracing::info!(db = %db.display(), "ready");
+    tracing::info!(db = %crate::db::shown(&db), "ready");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     main.shutdown().await;
