@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: Rust (unit, integration, property), end to end with the official Python and
 # Node SDKs against the real binary, the offline demo, and both language bindings.
-# Needs: a Rust toolchain, python3 (venv), node + npm. Everything else it installs.
+# Needs: a Rust toolchain, python3 (venv), node + npm; PostgreSQL (apt) for its store's
+# suite. Everything else it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -15,6 +16,17 @@ python3 scripts/import_pairs.py  # no two core modules import each other
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 cargo build -p vendorgate-server
+
+# The same store-level, pipeline and race tests against the PostgreSQL store (a throwaway
+# server the tests start; see core/tests/common/pg.rs). CI sets VENDORGATE_REQUIRE_PG=1.
+if command -v pg_config >/dev/null || [ -n "${VENDORGATE_PG_URL:-}" ] || [ "${VENDORGATE_REQUIRE_PG:-}" = 1 ]; then
+  step "Rust: the store suite again, on PostgreSQL"
+  VENDORGATE_TEST_STORE=postgres cargo test -p vendorgate --features postgres \
+    --test ledger --test audit_query --test pipeline --test catalogue_pipeline
+  VENDORGATE_TEST_STORE=postgres cargo test -p vendorgate-server --test races
+else
+  step "SKIP the PostgreSQL suite: no PostgreSQL here (apt-get install postgresql, or set VENDORGATE_PG_URL)"
+fi
 
 step "Python venv with the official SDKs"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
