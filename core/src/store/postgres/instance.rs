@@ -54,18 +54,20 @@ pub(super) async fn heartbeat_and_sweep(pool: Pool, instance: Arc<str>, opts: Pg
     }
 }
 
-/// Turn reservations held by no live instance into `unknown`, one key at a time under the
+/// Turn reservations held by no live instance (or held far longer than any call lasts) into
+/// `unknown`, one key at a time under the
 /// key's lock (the same lock order as every batch, so the sweep never deadlocks with them).
 pub(super) async fn sweep(mut client: deadpool_postgres::Object, opts: &PgOptions) -> Res<u64> {
     let dead = format!(
-        "s.state = 'reserved' AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = s.instance_id
-         AND i.heartbeat_ms >= {NOW_MS} - $1)"
+        "s.state = 'reserved' AND (s.reserved_db_ms < {NOW_MS} - $2 OR NOT EXISTS (SELECT 1 FROM instances i
+         WHERE i.instance_id = s.instance_id AND i.heartbeat_ms >= {NOW_MS} - $1))"
     );
     let stale = opts.instance_timeout.as_millis() as i64;
+    let lost = opts.max_in_flight.as_millis() as i64;
     let keys: Vec<String> = ops::rows(
         &client,
         &format!("SELECT DISTINCT s.key_id FROM spends s WHERE {dead} ORDER BY 1"),
-        &[&stale],
+        &[&stale, &lost],
     )
     .await?
     .iter()
@@ -77,8 +79,8 @@ pub(super) async fn sweep(mut client: deadpool_postgres::Object, opts: &PgOption
         ops::lock_keys(&tx, &[key.as_str()]).await?;
         swept += ops::exec(
             &tx,
-            &format!("UPDATE spends s SET state = 'unknown', updated_at_ms = {NOW_MS} WHERE s.key_id = $2 AND {dead}"),
-            &[&stale, &key],
+            &format!("UPDATE spends s SET state = 'unknown', updated_at_ms = {NOW_MS} WHERE s.key_id = $3 AND {dead}"),
+            &[&stale, &lost, &key],
         )
         .await?;
         tx.commit().await?;

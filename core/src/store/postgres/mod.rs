@@ -83,6 +83,9 @@ pub struct PgOptions {
     /// An instance whose heartbeat is older than this is dead: its reservations are swept.
     pub instance_timeout: Duration,
     pub heartbeat_every: Duration,
+    /// A reservation still open this long after it was taken lost its settlement (the call
+    /// itself is bounded by the request timeout): it is swept to `unknown` too.
+    pub max_in_flight: Duration,
     /// Start even if the database acknowledges commits before they are durable.
     pub allow_async_commit: bool,
     /// Extra CA certificates (PEM) for TLS to the database.
@@ -101,6 +104,7 @@ impl PgOptions {
             revocation: Revocation::Read,
             instance_timeout: Duration::from_secs(10),
             heartbeat_every: Duration::from_secs(1),
+            max_in_flight: Duration::from_secs(600),
             allow_async_commit: false,
             ca_file: None,
         }
@@ -193,17 +197,6 @@ impl PgStore {
     /// This instance's id, as recorded on its reservations.
     pub fn instance_id(&self) -> &str {
         &self.instance
-    }
-
-    /// Run one sweep now (tests; the sweeper runs on its own every heartbeat).
-    pub fn sweep_now(&self, instance_timeout: Duration) -> Result<u64, StoreError> {
-        let pool = self.pool.clone();
-        self.wait(async move {
-            let client = pool.get().await.map_err(unavailable)?;
-            let mut opts = PgOptions::new("");
-            opts.instance_timeout = instance_timeout;
-            Ok(instance::sweep(client, &opts).await?)
-        })
     }
 
     /// Run `f` on the store's runtime and wait for it on this thread.

@@ -209,7 +209,7 @@ pub(super) async fn reserve<C: GenericClient>(
     let spend_id = match reuse {
         Some(id) => {
             exec(c,
-                "UPDATE spends SET state = 'reserved', day = $2, estimate = $3, amount = $4, object_id = $5, updated_at_ms = $6, instance_id = $7 WHERE spend_id = $1",
+                &format!("UPDATE spends SET state = 'reserved', day = $2, estimate = $3, amount = $4, object_id = $5, updated_at_ms = $6, instance_id = $7, reserved_db_ms = {NOW_MS} WHERE spend_id = $1"),
                 &[&id, &req.day, &req.estimate, &counted, &req.object_id, &req.now_ms, &instance],
             )
             .await?;
@@ -218,8 +218,8 @@ pub(super) async fn reserve<C: GenericClient>(
         None => {
             let fp = req.idempotency.as_ref().map(|(_, f)| &f[..]);
             let row = opt(c,
-                "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, instance_id, created_at_ms, updated_at_ms)
-                 VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, $9, $9) RETURNING spend_id",
+                &format!("INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, instance_id, reserved_db_ms, created_at_ms, updated_at_ms)
+                 VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, {NOW_MS}, $9, $9) RETURNING spend_id"),
                 &[&req.key_id, &req.day, &req.estimate, &counted, &req.object_id, &idem, &fp, &instance, &req.now_ms],
             )
             .await?

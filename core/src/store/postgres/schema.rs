@@ -37,6 +37,10 @@ CREATE TABLE spends (
     -- The instance that reserved it: a sweeper turns the reservations of an instance that
     -- stopped heartbeating into 'unknown'.
     instance_id   TEXT,
+    -- When the reservation was taken, by the database's clock: one still 'reserved' long
+    -- after any call could last lost its settlement (e.g. the database failed at that
+    -- moment) and is swept too.
+    reserved_db_ms BIGINT,
     created_at_ms BIGINT NOT NULL,
     updated_at_ms BIGINT NOT NULL
 );
