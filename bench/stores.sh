@@ -66,7 +66,7 @@ nginx -c "$WORK/nginx.conf" -p "$WORK"
 mkdir -p "$WORK/pg" && chown postgres:postgres "$WORK/pg" 2>/dev/null || true
 as_pg "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pg -c max_connections=200" start >/dev/null
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $WORK/pg -c max_connections=200 ${PGOPTS:-}" start >/dev/null
 PG="postgres://postgres@127.0.0.1:$PGPORT"
 psql -q -h 127.0.0.1 -p $PGPORT -U postgres -c "CREATE DATABASE bench" >/dev/null
 
@@ -85,10 +85,15 @@ key() { # port -> "vault_key key_id"
     -d '{"vendor":"stripe","max_usd":"100000000","allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"1d"}' \
     | python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["vault_key"], k["key_id"])'
 }
-run() { # label url
+run() { # label url [script]
   local out
-  out=$(wrk -t2 -c"$CONN" -d"${DUR}s" -s bench/post.lua "$2/v1/payment_intents" | grep RESULT)
+  out=$(wrk -t2 -c"$CONN" -d"${DUR}s" -s "bench/${3:-post.lua}" "$2/v1/payment_intents" | grep RESULT)
   echo "$1 $out"
+}
+keys() { # port count -> vault keys, space-separated
+  local out=""
+  for _ in $(seq "$2"); do out="$out $(key "$1" | cut -d' ' -f1)"; done
+  echo "$out"
 }
 RESULTS=$WORK/results.txt
 read -r VK_SQLITE ID_SQLITE < <(key "${PORTS[0]}")
@@ -96,6 +101,11 @@ read -r VK_PG ID_PG < <(key "${PORTS[1]}")
 VK=$VK_SQLITE run sqlite-1 "http://127.0.0.1:${PORTS[0]}" | tee -a "$RESULTS"
 VK=$VK_PG run postgres-1 "http://127.0.0.1:${PORTS[1]}" | tee -a "$RESULTS"
 VK=$VK_PG run postgres-3 "http://127.0.0.1:$LB" | tee -a "$RESULTS"
+# Many runs at once: the same calls spread over 64 keys.
+VKS=$(keys "${PORTS[0]}" 64) run sqlite-1-keys "http://127.0.0.1:${PORTS[0]}" post_keys.lua | tee -a "$RESULTS"
+VKS_PG=$(keys "${PORTS[1]}" 64)
+VKS=$VKS_PG run postgres-1-keys "http://127.0.0.1:${PORTS[1]}" post_keys.lua | tee -a "$RESULTS"
+VKS=$VKS_PG run postgres-3-keys "http://127.0.0.1:$LB" post_keys.lua | tee -a "$RESULTS"
 
 # History: 1M audit rows and 100k settled spends on the benchmark key, in each store.
 python3 - "$WORK/bench.db" "$ID_SQLITE" <<'PY'
@@ -128,10 +138,13 @@ label = {
     "sqlite-1": "1 instance, SQLite",
     "postgres-1": "1 instance, PostgreSQL",
     "postgres-3": "3 instances, one PostgreSQL (nginx round robin)",
+    "sqlite-1-keys": "1 instance, SQLite, calls spread over 64 keys",
+    "postgres-1-keys": "1 instance, PostgreSQL, calls spread over 64 keys",
+    "postgres-3-keys": "3 instances, one PostgreSQL, calls spread over 64 keys",
     "sqlite-1-history": "1 instance, SQLite, +1M audit rows, +100k spends on the key",
     "postgres-1-history": "1 instance, PostgreSQL, +1M audit rows, +100k spends on the key",
 }
-print(f"Money calls (confirmed PaymentIntent, one key), wrk -t2 -c{sys.argv[3]} -d{sys.argv[2]}s:\n")
+print(f"Money calls (confirmed PaymentIntent), wrk -t2 -c{sys.argv[3]} -d{sys.argv[2]}s:\n")
 print("| setup | calls/s | p50 | p99 | errors |")
 print("|---|---|---|---|---|")
 for r in rows:

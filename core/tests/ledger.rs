@@ -232,6 +232,7 @@ fn capture_of_a_held_amount_is_not_counted_twice() {
             .finish(&Finish {
                 settle: Some(Settle {
                     spend_id: id,
+                    key_id: "k".into(),
                     state,
                     cost,
                     object_id: Some("pi_1".into()),
@@ -318,7 +319,7 @@ proptest! {
                     let state = [MoneyState::Moved, MoneyState::Committed, MoneyState::Pending, MoneyState::Unknown, MoneyState::None][s as usize];
                     let cost = est * i64::from(pct) / 100;
                     let before = store.usage("k", DAY).unwrap().total;
-                    store.finish(&Finish { settle: Some(Settle { spend_id: id, state, cost, object_id: None, authoritative: false }), ..Default::default() }).unwrap();
+                    store.finish(&Finish { settle: Some(Settle { spend_id: id, key_id: "k".into(), state, cost, object_id: None, authoritative: false }), ..Default::default() }).unwrap();
                     let after = store.usage("k", DAY).unwrap().total;
                     match state {
                         MoneyState::Unknown => prop_assert_eq!(after, before, "unknown keeps the reservation"),
@@ -379,6 +380,7 @@ fn an_object_settled_on_a_later_day_keeps_its_first_day() {
         .finish(&Finish {
             settle: Some(Settle {
                 spend_id,
+                key_id: "k".into(),
                 state: MoneyState::Committed,
                 cost: 400,
                 object_id: Some("pi_1".into()),
@@ -408,6 +410,7 @@ fn an_object_settled_on_a_later_day_keeps_its_first_day() {
         .finish(&Finish {
             settle: Some(Settle {
                 spend_id,
+                key_id: "k".into(),
                 state: MoneyState::Moved,
                 cost: 400,
                 object_id: Some("pi_1".into()),

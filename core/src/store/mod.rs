@@ -87,6 +87,8 @@ pub enum ReserveOutcome {
 #[derive(Debug, Clone)]
 pub struct Settle {
     pub spend_id: i64,
+    /// The key the reservation belongs to (a store may lock it first).
+    pub key_id: String,
     pub state: MoneyState,
     pub cost: i64,
     pub object_id: Option<String>,

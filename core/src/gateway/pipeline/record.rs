@@ -88,6 +88,11 @@ async fn refused(s: &Shared, call: Call<'_>, error: Error) -> Refused {
         let state = state_of_failure(*kind == UpstreamFailure::ConnectFailed);
         finish.settle = Some(Settle {
             spend_id,
+            key_id: call
+                .key
+                .as_ref()
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default(),
             state,
             cost: 0,
             object_id: None,

@@ -40,6 +40,11 @@ pub(super) fn settle(
     if let Some(spend_id) = call.spend {
         finish.settle = Some(Settle {
             spend_id,
+            key_id: call
+                .key
+                .as_ref()
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default(),
             state: outcome.state,
             cost: outcome.cost_micros,
             object_id: object.map(|o| o.id.clone()).or(call.object_id.take()),

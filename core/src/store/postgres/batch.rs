@@ -52,8 +52,10 @@ impl Op {
         match self {
             Op::Reserve(r) => Some(&r.key_id),
             Op::Finish(f, _) => match (&f.settle, &f.reconcile) {
+                (Some(s), _) if !s.key_id.is_empty() => Some(&s.key_id),
+                (Some(_), _) => None,
                 (None, Some(r)) => Some(&r.key_id),
-                _ => None,
+                (None, None) => None,
             },
         }
     }
@@ -276,15 +278,10 @@ async fn attempt(
             let Some(job) = &slots[i] else { continue };
             let out = match &job.op {
                 Op::Reserve(r) => ops::reserve(tx_ref, r, instance).await.map(Out::Reserve),
-                Op::Finish(f, totals_for) => async {
-                    ops::finish(tx_ref, f).await?;
-                    match totals_for {
-                        Some((k, d)) => Ok(Some(ops::totals(tx_ref, k, d).await?)),
-                        None => Ok(None),
-                    }
+                Op::Finish(f, totals_for) => {
+                    let totals_for = totals_for.as_ref().map(|(k, d)| (k.as_str(), d.as_str()));
+                    ops::finish(tx_ref, f, totals_for).await.map(Out::Finish)
                 }
-                .await
-                .map(Out::Finish),
             };
             match out {
                 Ok(o) => outs.push((i, o)),

@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::super::sqlite::{build_key, KeyRow};
-use super::super::{AuditQuery, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Usage};
+use super::super::{AuditQuery, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Settle, Usage};
 use crate::audit::AuditRow;
 use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord};
@@ -267,52 +267,118 @@ async fn set_object_position<C: GenericClient>(
     Ok(())
 }
 
-/// Settle, reconcile, remember and audit (the caller's batch holds the key's row lock).
-pub(super) async fn finish<C: GenericClient>(c: &C, f: &Finish) -> Res<()> {
-    if let Some(s) = &f.settle {
-        let row = opt(
-            c,
-            "SELECT key_id, object_id FROM spends WHERE spend_id = $1",
-            &[&s.spend_id],
+/// Settle, reconcile, remember and audit, then read the key's `(total, today)` when asked
+/// (the caller's batch holds the key's row lock).
+///
+/// tokio-postgres sends statements in the order they are first polled and the server runs
+/// them in that order, so the audit row and the object memory (other tables) go out beside
+/// the ledger's statements instead of after them: one round trip fewer each.
+pub(super) async fn finish<C: GenericClient>(
+    c: &C,
+    f: &Finish,
+    totals_for: Option<(&str, &str)>,
+) -> Res<Option<(i64, i64)>> {
+    let ledger = async {
+        if let Some(s) = &f.settle {
+            settle(c, s).await?;
+        }
+        if let Some(r) = &f.reconcile {
+            set_object_position(c, &r.key_id, &r.object_id, None, r.state, r.cost).await?;
+        }
+        match totals_for {
+            Some((k, d)) => Ok(Some(totals(c, k, d).await?)),
+            None => Ok(None),
+        }
+    };
+    let remember = async {
+        if let Some((key_id, object_id, m)) = &f.remember {
+            exec(c, &format!(
+                "INSERT INTO objects (key_id, object_id, micros, currency, updated_at_ms) VALUES ($1, $2, $3, $4, {NOW_MS})
+                 ON CONFLICT (key_id, object_id) DO UPDATE SET micros = EXCLUDED.micros, currency = EXCLUDED.currency, updated_at_ms = EXCLUDED.updated_at_ms"),
+                &[key_id, object_id, &m.micros, &m.currency],
+            )
+            .await?;
+        }
+        Ok::<_, Fail>(())
+    };
+    let audit = async {
+        match &f.audit {
+            Some(a) => insert_audit(c, a).await,
+            None => Ok(()),
+        }
+    };
+    let (totals, remembered, audited) = futures_util::future::join3(ledger, remember, audit).await;
+    // If one statement failed, the others fail as "transaction aborted": report the cause.
+    let (totals, totals_err) = match totals {
+        Ok(t) => (Some(t), None),
+        Err(e) => (None, Some(e)),
+    };
+    let mut failures: Vec<Fail> = [totals_err, remembered.err(), audited.err()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if failures.is_empty() {
+        return Ok(totals.flatten());
+    }
+    let cause = failures
+        .iter()
+        .position(|f| !f.is_aborted_by_another())
+        .unwrap_or(0);
+    Err(failures.swap_remove(cause))
+}
+
+async fn settle<C: GenericClient>(c: &C, s: &Settle) -> Res<()> {
+    if s.state == MoneyState::Unknown {
+        // Unknown keeps whatever was reserved: it is not proof of anything.
+        let n = exec(c, "UPDATE spends SET state = 'unknown', object_id = COALESCE($2, object_id) WHERE spend_id = $1",
+            &[&s.spend_id, &s.object_id]).await?;
+        return found(n, s.spend_id);
+    }
+    if !s.authoritative {
+        let amount = if s.state.counts() { s.cost } else { 0 };
+        let n = exec(c,
+            "UPDATE spends SET state = $2, amount = $3, object_id = COALESCE($4, object_id) WHERE spend_id = $1",
+            &[&s.spend_id, &s.state.as_str(), &amount, &s.object_id],
         )
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("no reservation {}", s.spend_id)))?;
-        let key_id: String = row.get(0);
-        let object_id: Option<String> = s.object_id.clone().or_else(|| row.get(1));
-        if s.state == MoneyState::Unknown {
-            // Unknown keeps whatever was reserved: it is not proof of anything.
-            exec(c, "UPDATE spends SET state = 'unknown', object_id = COALESCE($2, object_id) WHERE spend_id = $1",
-                &[&s.spend_id, &object_id]).await?;
-        } else if let (true, Some(obj)) = (s.authoritative, &object_id) {
+        .await?;
+        return found(n, s.spend_id);
+    }
+    // An authoritative answer describes the whole object: its rows are rewritten together.
+    let row = opt(
+        c,
+        "SELECT key_id, object_id FROM spends WHERE spend_id = $1",
+        &[&s.spend_id],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt(format!("no reservation {}", s.spend_id)))?;
+    let key_id: String = row.get(0);
+    let object_id: Option<String> = s.object_id.clone().or_else(|| row.get(1));
+    match &object_id {
+        Some(obj) => {
             exec(
                 c,
                 "UPDATE spends SET object_id = $2 WHERE spend_id = $1",
                 &[&s.spend_id, obj],
             )
             .await?;
-            set_object_position(c, &key_id, obj, Some(s.spend_id), s.state, s.cost).await?;
-        } else {
+            set_object_position(c, &key_id, obj, Some(s.spend_id), s.state, s.cost).await
+        }
+        None => {
             let amount = if s.state.counts() { s.cost } else { 0 };
-            exec(c,
-                "UPDATE spends SET state = $2, amount = $3, object_id = COALESCE($4, object_id) WHERE spend_id = $1",
-                &[&s.spend_id, &s.state.as_str(), &amount, &object_id],
+            exec(
+                c,
+                "UPDATE spends SET state = $2, amount = $3 WHERE spend_id = $1",
+                &[&s.spend_id, &s.state.as_str(), &amount],
             )
             .await?;
+            Ok(())
         }
     }
-    if let Some(r) = &f.reconcile {
-        set_object_position(c, &r.key_id, &r.object_id, None, r.state, r.cost).await?;
-    }
-    if let Some((key_id, object_id, m)) = &f.remember {
-        exec(c, &format!(
-            "INSERT INTO objects (key_id, object_id, micros, currency, updated_at_ms) VALUES ($1, $2, $3, $4, {NOW_MS})
-             ON CONFLICT (key_id, object_id) DO UPDATE SET micros = EXCLUDED.micros, currency = EXCLUDED.currency, updated_at_ms = EXCLUDED.updated_at_ms"),
-            &[key_id, object_id, &m.micros, &m.currency],
-        )
-        .await?;
-    }
-    if let Some(a) = &f.audit {
-        insert_audit(c, a).await?;
+}
+
+fn found(rows: u64, spend_id: i64) -> Res<()> {
+    if rows == 0 {
+        return Err(StoreError::Corrupt(format!("no reservation {spend_id}")).into());
     }
     Ok(())
 }
