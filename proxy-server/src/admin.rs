@@ -200,9 +200,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            vendorgate::metrics::CONTENT_TYPE,
         )],
-        state.gateway.metrics().render(),
+        state.gateway.render_metrics(),
     )
         .into_response())
 }
