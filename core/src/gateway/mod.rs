@@ -19,6 +19,7 @@ mod request;
 mod shared;
 mod status;
 
+pub use admin::{KeyCursor, KeyPage};
 pub use request::{ProxyRequest, ProxyResponse, Refused};
 pub use shared::{system_clock, utc_day, Clock};
 pub use status::KeyStatus;

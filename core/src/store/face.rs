@@ -39,7 +39,7 @@ impl AsyncStore {
     }
 
     /// [`Self::blocking`], timed and counted under `operation` in the metrics.
-    async fn blocking_op<T: Send + 'static>(
+    pub async fn blocking_op<T: Send + 'static>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
