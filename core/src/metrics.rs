@@ -89,49 +89,64 @@ impl Default for Metrics {
         // Counters get their `_total` suffix from the encoder.
         registry.register(
             "vendorgate_requests",
-            "Requests through the pipeline by vendor and decision (forwarded or the refusal reason).",
+            "Requests through the pipeline by vendor and decision (forwarded or the refusal reason)",
             requests.clone(),
         );
         registry.register(
             "vendorgate_request_duration_seconds",
-            "Total time in the gateway per request, by vendor and decision.",
+            "Total time in the gateway per request, by vendor and decision",
             request_duration.clone(),
         );
         registry.register(
             "vendorgate_upstream_duration_seconds",
-            "Time waiting on the vendor per forwarded request, by vendor and decision.",
+            "Time waiting on the vendor per forwarded request, by vendor and decision",
             upstream_duration.clone(),
         );
         registry.register(
             "vendorgate_spend_micro_usd",
-            "Money counted against keys' caps, in micro-USD, by vendor and money state (moved, committed, pending, unknown, ...).",
+            "Money counted against keys' caps, in micro-USD, by vendor and money state (moved, committed, pending, unknown, reserved)",
             spend.clone(),
         );
         registry.register(
             "vendorgate_refusals",
-            "Requests the gateway refused, by reason (the vendorgate_<reason> error code without its prefix).",
+            "Requests the gateway refused, by reason (the vendorgate_<reason> error code without its prefix)",
             refusals.clone(),
         );
         registry.register(
             "vendorgate_store_operation_duration_seconds",
-            "Time per store operation, by operation.",
+            "Time per store operation, by operation",
             store_duration.clone(),
         );
         registry.register(
             "vendorgate_store_errors",
-            "Store operations that failed, by operation (each one refused its request with 503).",
+            "Store operations that failed, by operation (each one refused its request with 503)",
             store_errors.clone(),
         );
         registry.register(
             "vendorgate_upstream_slots_in_use",
-            "Upstream call slots taken right now, by vendor.",
+            "Upstream call slots taken right now, by vendor",
             slots_in_use.clone(),
         );
         registry.register(
             "vendorgate_upstream_slots_limit",
-            "Upstream call slots per vendor (max_upstream_requests).",
+            "Upstream call slots per vendor (max_upstream_requests)",
             slots_limit.clone(),
         );
+        // Series that exist from the start, at 0, so a rate or an alert on them works before
+        // the first request or failure (Prometheus: "avoid missing metrics").
+        for v in crate::vendors::Vendor::ALL {
+            requests
+                .get_or_create(&RequestLabels {
+                    vendor: v.as_str().into(),
+                    decision: "forwarded".into(),
+                })
+                .get();
+        }
+        for operation in ["key_by_hash", "reserve", "finish", "totals"] {
+            store_errors
+                .get_or_create(&OperationLabels { operation })
+                .get();
+        }
         Metrics {
             registry,
             requests,
@@ -249,6 +264,13 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+        // Known series exist at 0 before anything happened.
+        let fresh = Metrics::default().render();
+        assert!(
+            fresh.contains("vendorgate_requests_total{vendor=\"twilio\",decision=\"forwarded\"} 0")
+        );
+        assert!(fresh.contains("vendorgate_store_errors_total{operation=\"finish\"} 0"));
+        assert!(!text.contains(".."), "doubled full stop in a HELP line");
         // A refusal moved no money: no spend series for it.
         assert!(!text.contains("money_state=\"\""));
     }
