@@ -140,6 +140,21 @@ def test_dashboard_live_log_and_revoke(dash):
     assert status == 401, body
     assert pay(gw, support["vault_key"])[0] == 403  # the other key still works (and is still limited)
 
+    # Keyboard: Enter on a Revoke button opens the confirmation with focus on Cancel, Escape
+    # closes it, and nothing is revoked.
+    from selenium.webdriver.common.keys import Keys
+
+    other = css(f'#keys-table tr[data-key-id="{support["key_id"]}"] button[data-action="revoke"]')[0]
+    other.send_keys(Keys.ENTER)
+    wait_for("the confirmation", lambda: css("#confirm")[0].is_displayed())
+    assert d.switch_to.active_element.get_attribute("id") == "confirm-cancel"
+    d.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait_for("the dialog to close", lambda: not css("#confirm")[0].is_displayed())
+    assert gw.key(support["key_id"])["revoked"] is False
+    # Every form control has a label a screen reader can read.
+    unlabelled = d.execute_script("return [...document.querySelectorAll('input, select')].filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id || e.name)")
+    assert unlabelled == []
+
     # Search finds a key by run id; paging is server-side.
     css("#keys-q")[0].send_keys("run-support")
     css("#keys-form button")[0].click()
