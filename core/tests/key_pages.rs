@@ -111,4 +111,12 @@ async fn search_is_exact_on_key_id_or_run_id_and_respects_active() {
     assert_eq!(search(&b, true).await, Vec::<String>::new());
     assert_eq!(search("run", false).await, Vec::<String>::new()); // not a prefix search
     assert!(KeyCursor::decode("nonsense").is_err());
+    // A position a client made up cannot overflow the arithmetic behind the page.
+    let (keys, _) = page(
+        &g,
+        Some(KeyCursor::decode(&format!("{}.0.key_x", usize::MAX)).unwrap()),
+        5,
+    )
+    .await;
+    assert!(keys.is_empty());
 }

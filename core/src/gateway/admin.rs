@@ -215,7 +215,13 @@ impl Gateway {
                         found.dedup_by(|a, b| a.key_id == b.key_id);
                         found
                     } else {
-                        let mut want = page.after.as_ref().map_or(0, |c| c.position) + limit + 1;
+                        // The position comes from the client: saturate, never overflow.
+                        let mut want = page
+                            .after
+                            .as_ref()
+                            .map_or(0, |c| c.position)
+                            .saturating_add(limit + 1)
+                            .min(ALL_KEYS);
                         loop {
                             let got = s.list_keys(&KeyFilter {
                                 run_id: page.run_id.clone(),
@@ -227,7 +233,7 @@ impl Gateway {
                             if kept.len() > limit || !maybe_more {
                                 break kept;
                             }
-                            want = want.saturating_mul(2);
+                            want = want.saturating_mul(2).min(ALL_KEYS);
                         }
                     };
                 let more = rows.len() > limit;
@@ -236,7 +242,11 @@ impl Gateway {
                     (true, Some(last)) => Some(KeyCursor {
                         created_at_ms: last.created_at_ms,
                         key_id: last.key_id.clone(),
-                        position: page.after.as_ref().map_or(0, |c| c.position) + rows.len(),
+                        position: page
+                            .after
+                            .as_ref()
+                            .map_or(0, |c| c.position)
+                            .saturating_add(rows.len()),
                     }),
                     _ => None,
                 };
