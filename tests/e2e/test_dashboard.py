@@ -40,12 +40,13 @@ def wait_for(what, fn, timeout=15):
 
 @pytest.fixture
 def dash(tmp_path, sim):
+    driver = start_chromium()  # first: a skip or a failure here leaves no gateway running
     p = start_gateway(tmp_path, sim.url)
-    gw = Gateway(p)
-    driver = start_chromium()
-    yield gw, driver
-    driver.quit()
-    p.stop()
+    try:
+        yield Gateway(p), driver
+    finally:
+        driver.quit()
+        p.stop()
 
 
 def severe_console(driver):
