@@ -3,6 +3,7 @@ the admin token, watch calls made through the gateway arrive in the live log, re
 from the page and see its next call refused with 401, with no console error on the way.
 Screenshots of the main views go to docs/screenshots/ (VENDORGATE_SCREENSHOT_DIR to change)."""
 
+import base64
 import os
 import pathlib
 import time
@@ -196,3 +197,58 @@ def test_dashboard_csv_export(gateway):
     assert "'=HYPERLINK" in lines[1] and ",forwarded," in lines[1] and ",10.00," in lines[1]
     status, text, _ = http("GET", f"{gateway.url}/v1/audit.csv?run_id=run-csv&decision=refused", token=ADMIN_TOKEN)
     assert [l.split(",")[7] for l in text.strip().split("\n")[1:]] == ["endpoint_not_allowed"]
+
+
+def test_overview_and_stream_show_pending_spend(gateway):
+    """An SMS settles as `pending` (Twilio prices it later): the overview lists it under
+    pending spend, the stream filtered by money state delivers it and nothing else, and an
+    unknown run is a 404 with a message."""
+    import json
+    import threading
+    import urllib.request
+
+    sid = "AC" + "1" * 32
+    sms = gateway.issue(vendor="twilio", max_usd="1", allowed_endpoints=["POST /2010-04-01/Accounts/*/Messages.json"], expires_in="1h", run_id="run-sms")
+    auth = base64.b64encode(f"{sid}:{sms['vault_key']}".encode()).decode()
+
+    got = []
+    req = urllib.request.Request(f"{gateway.url}/v1/audit/stream?money_state=pending", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    resp = urllib.request.urlopen(req, timeout=20)
+    assert resp.headers["content-type"].startswith("text/event-stream")
+
+    def read():
+        event = {}
+        for raw in resp:
+            line = raw.decode().rstrip("\n")
+            if not line:
+                if event.get("event") == "audit":
+                    got.append(json.loads(event["data"]))
+                    return
+                event = {}
+            elif not line.startswith(":"):
+                k, _, v = line.partition(": ")
+                event[k] = v
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)  # the stream starts after the newest row at connect time
+    # A refusal first (not pending: filtered out), then the SMS.
+    denied = http("GET", f"{gateway.url}/twilio/2010-04-01/Accounts/{sid}/Calls.json", headers={"Authorization": f"Basic {auth}"})
+    assert denied[0] == 403
+    sent = http("POST", f"{gateway.url}/twilio/2010-04-01/Accounts/{sid}/Messages.json", b"To=%2B14155550100&From=%2B14155550199&Body=hi", headers={"Authorization": f"Basic {auth}", "Content-Type": "application/x-www-form-urlencoded"})
+    assert sent[0] == 201, sent
+    reader.join(timeout=10)
+    resp.close()
+    assert [(r["decision"], r["money_state"], r["run_id"]) for r in got] == [("forwarded", "pending", "run-sms")]
+
+    status, o, _ = http("GET", f"{gateway.url}/v1/overview", token=ADMIN_TOKEN)
+    assert status == 200
+    assert o["spend_by_state_usd"]["pending"] == got[0]["cost_usd"] != "0.00"
+    assert [r["money_state"] for r in o["unsettled"]] == ["pending"]
+    assert o["refusals_by_reason"] == {"endpoint_not_allowed": 1}
+    assert [k["key_id"] for k in o["top_keys"]] == [sms["key_id"]]
+
+    status, run, _ = http("GET", f"{gateway.url}/v1/runs/run-sms", token=ADMIN_TOKEN)
+    assert status == 200 and run["calls"] == 2 and run["refused"] == 1 and run["by_state_usd"] == {"pending": got[0]["cost_usd"]}
+    status, body, _ = http("GET", f"{gateway.url}/v1/runs/no-such-run", token=ADMIN_TOKEN)
+    assert status == 404 and "no-such-run" in body["error"]["message"]
