@@ -2,7 +2,8 @@
 # Every test: Rust (unit, integration, property), end to end with the official Python and
 # Node SDKs against the real binary, the offline demo, and both language bindings.
 # Needs: a Rust toolchain, python3 (venv), node + npm; PostgreSQL (apt) for its store's
-# suite. Everything else it installs.
+# suite; chromium + chromium-driver for the dashboard test (skipped without them unless
+# VENDORGATE_REQUIRE_BROWSER=1). Everything else it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,7 +34,12 @@ step "Python venv with the official SDKs"
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt
 
 step "End to end: vendorgate binary + Python SDKs (stripe, twilio, resend)"
-"$VENV/bin/python" -m pytest -q tests/e2e
+"$VENV/bin/python" -m pytest -q tests/e2e --ignore=tests/e2e/test_dashboard.py
+
+step "Dashboard in headless Chromium (Debian chromium + chromedriver; VENDORGATE_REQUIRE_BROWSER=1 makes a missing browser fail)"
+# Screenshots go under target/ here; run the test alone to refresh docs/screenshots/.
+VENDORGATE_SCREENSHOT_DIR=${VENDORGATE_SCREENSHOT_DIR:-$ROOT/target/screenshots} \
+  "$VENV/bin/python" -m pytest -q -rs tests/e2e/test_dashboard.py
 
 step "End to end: vendorgate binary + Node SDKs (stripe, twilio, resend)"
 (cd tests/e2e-node && npm install --no-audit --no-fund --loglevel=error && node --test)

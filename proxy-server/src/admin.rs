@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
+use vendorgate::gateway::{KeyCursor, KeyPage};
 use vendorgate::{AuditQuery, Error, KeySpec};
 
 use crate::AppState;
@@ -21,11 +22,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::dashboard::router())
         .with_state(state)
 }
 
 /// An admin API error: `{"error": {"code", "message", "field"?}}`.
-struct ApiError(StatusCode, Value);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) Value);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -52,7 +54,7 @@ fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiE
     )
 }
 
-fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = state.admin_token.as_deref() else {
         return Err(api_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -102,7 +104,14 @@ struct ListParams {
     run_id: Option<String>,
     active: Option<String>,
     limit: Option<usize>,
+    /// From the `Vendorgate-Next-Cursor` header of the previous page.
+    cursor: Option<String>,
+    /// An exact key id or run id.
+    q: Option<String>,
 }
+
+/// Where the next page of `GET /v1/keys?cursor=…` starts; absent on the last page.
+pub const NEXT_CURSOR_HEADER: &str = "vendorgate-next-cursor";
 
 async fn list_keys(
     State(state): State<AppState>,
@@ -119,6 +128,28 @@ async fn list_keys(
             )
         }
     };
+    // A cursor or a search asks for pages (the dashboard); without them the old list stays.
+    if p.cursor.is_some() || p.q.is_some() {
+        let after = p.cursor.as_deref().map(KeyCursor::decode).transpose()?;
+        let (keys, next) = state
+            .gateway
+            .list_keys_page(KeyPage {
+                run_id: p.run_id,
+                active_only: active,
+                search: p.q.map(|q| q.trim().to_string()),
+                after,
+                limit: p.limit.unwrap_or(50),
+            })
+            .await?;
+        let mut resp =
+            Json(Value::Array(keys.iter().map(|k| k.to_json()).collect())).into_response();
+        if let Some(next) = next {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&next.encode()) {
+                resp.headers_mut().insert(NEXT_CURSOR_HEADER, v);
+            }
+        }
+        return Ok(resp);
+    }
     let keys = state
         .gateway
         .list_keys(p.run_id, active, p.limit.unwrap_or(1000).min(10_000))
@@ -155,7 +186,7 @@ struct AuditParams {
 }
 
 /// `since` is RFC 3339 or milliseconds since the epoch.
-fn parse_since(s: &str) -> Result<i64, Error> {
+pub(crate) fn parse_since(s: &str) -> Result<i64, Error> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
@@ -200,9 +231,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            vendorgate::metrics::CONTENT_TYPE,
         )],
-        state.gateway.metrics().render(),
+        state.gateway.render_metrics(),
     )
         .into_response())
 }

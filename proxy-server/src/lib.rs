@@ -9,6 +9,7 @@ use axum::Router;
 use vendorgate::Gateway;
 
 mod admin;
+mod dashboard;
 
 pub mod error;
 mod vendor_routes;

@@ -160,6 +160,13 @@ fn admin_listen_keeps_the_admin_api_off_the_public_socket() {
         "admin API must not answer on the public socket"
     );
     assert_eq!(get(&format!("{admin}/v1/keys"), None).0, 401);
+    // The dashboard and its data routes follow the admin API.
+    assert_eq!(get(&format!("{admin}/ui"), None).0, 200);
+    assert_ne!(get(&format!("{public}/ui"), None).0, 200);
+    assert_ne!(
+        get(&format!("{public}/v1/audit/stream"), Some("t0k")).0,
+        200
+    );
     child.kill().unwrap();
 }
 

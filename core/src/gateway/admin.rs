@@ -9,6 +9,48 @@ use crate::keys::{
 };
 use crate::store::{AuditQuery, KeyFilter};
 
+/// A `limit` that means every key (SQLite's LIMIT takes an i64).
+const ALL_KEYS: usize = i64::MAX as usize;
+
+/// What [`Gateway::list_keys_page`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPage {
+    pub run_id: Option<String>,
+    pub active_only: bool,
+    /// An exact key id or run id.
+    pub search: Option<String>,
+    pub after: Option<KeyCursor>,
+    pub limit: usize,
+}
+
+/// Where the next page starts: after this key, about `position` keys into the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCursor {
+    pub created_at_ms: i64,
+    pub key_id: String,
+    pub position: usize,
+}
+
+impl KeyCursor {
+    /// Opaque to clients; not a secret (key ids are not credentials).
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.position, self.created_at_ms, self.key_id)
+    }
+
+    pub fn decode(s: &str) -> Result<Self> {
+        let mut parts = s.splitn(3, '.');
+        let bad = || Error::invalid("cursor", "is not a cursor this server gave out");
+        let position = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let created_at_ms = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let key_id = parts.next().filter(|k| !k.is_empty()).ok_or_else(bad)?;
+        Ok(KeyCursor {
+            created_at_ms,
+            key_id: key_id.to_string(),
+            position,
+        })
+    }
+}
+
 impl Gateway {
     pub async fn issue_key(&self, spec: KeySpec) -> Result<IssuedKey> {
         spec.validate(self.shared.config.max_key_ttl.as_secs() as i64)?;
@@ -33,7 +75,7 @@ impl Gateway {
         let rec = record.clone();
         self.shared
             .store
-            .blocking(move |s| s.insert_key(&rec, &hash))
+            .blocking_op("insert_key", move |s| s.insert_key(&rec, &hash))
             .await?;
         Ok(IssuedKey { vault_key, record })
     }
@@ -46,13 +88,13 @@ impl Gateway {
             let hash = hash_vault_key(&key);
             self.shared
                 .store
-                .blocking(move |s| s.key_by_hash(&hash))
+                .blocking_op("key_by_hash", move |s| s.key_by_hash(&hash))
                 .await?
         } else {
             let id = key.clone();
             self.shared
                 .store
-                .blocking(move |s| s.key_by_id(&id))
+                .blocking_op("key_by_id", move |s| s.key_by_id(&id))
                 .await?
         };
         found.ok_or_else(|| {
@@ -73,7 +115,7 @@ impl Gateway {
         let id = rec.key_id.clone();
         self.shared
             .store
-            .blocking(move |s| s.revoke(&id, now))
+            .blocking_op("revoke", move |s| s.revoke(&id, now))
             .await?;
         self.shared.keys.forget(&rec.key_id);
         tracing::info!(key_id = %rec.key_id, "key revoked");
@@ -91,7 +133,7 @@ impl Gateway {
         let usage = self
             .shared
             .store
-            .blocking(move |s| s.usage(&id, &day))
+            .blocking_op("usage", move |s| s.usage(&id, &day))
             .await?;
         Ok(KeyStatus {
             record,
@@ -115,7 +157,7 @@ impl Gateway {
         let day = utc_day(now);
         self.shared
             .store
-            .blocking(move |s| {
+            .blocking_op("list_keys", move |s| {
                 let keys = s.list_keys(&filter)?;
                 keys.into_iter()
                     .map(|record| {
@@ -131,17 +173,113 @@ impl Gateway {
             .await
     }
 
+    /// One page of the key list, newest first, with usage read for that page only (the
+    /// dashboard at 100k keys). `search` is an exact key id or run id. The store has no
+    /// cursor of its own, so a page after a cursor reads the keys up to its position (the
+    /// position is a hint: the rows kept are those after the cursor's key in the list's
+    /// order, so keys issued meanwhile neither repeat nor vanish).
+    pub async fn list_keys_page(
+        &self,
+        page: KeyPage,
+    ) -> Result<(Vec<KeyStatus>, Option<KeyCursor>)> {
+        let now = self.now_ms();
+        let day = utc_day(now);
+        let limit = page.limit.clamp(1, 500);
+        self.shared
+            .store
+            .blocking_op("list_keys", move |s| {
+                let active_at_ms = page.active_only.then_some(now);
+                let order = |r: &KeyRecord| (std::cmp::Reverse(r.created_at_ms), r.key_id.clone());
+                let after = |r: &KeyRecord| match &page.after {
+                    None => true,
+                    Some(c) => order(r) > (std::cmp::Reverse(c.created_at_ms), c.key_id.clone()),
+                };
+                let mut rows: Vec<KeyRecord> =
+                    if let Some(q) = page.search.filter(|q| !q.is_empty()) {
+                        let mut found: Vec<KeyRecord> = s.key_by_id(&q)?.into_iter().collect();
+                        found.extend(s.list_keys(&KeyFilter {
+                            run_id: Some(q),
+                            active_at_ms,
+                            limit: ALL_KEYS,
+                        })?);
+                        found.retain(|r| {
+                            after(r)
+                                && page
+                                    .run_id
+                                    .as_ref()
+                                    .is_none_or(|id| r.run_id.as_ref() == Some(id))
+                                && (!page.active_only
+                                    || (r.revoked_at_ms.is_none() && r.expires_at_ms > now))
+                        });
+                        found.sort_by_key(order);
+                        found.dedup_by(|a, b| a.key_id == b.key_id);
+                        found
+                    } else {
+                        // The position comes from the client: saturate, never overflow.
+                        let mut want = page
+                            .after
+                            .as_ref()
+                            .map_or(0, |c| c.position)
+                            .saturating_add(limit + 1)
+                            .min(ALL_KEYS);
+                        loop {
+                            let got = s.list_keys(&KeyFilter {
+                                run_id: page.run_id.clone(),
+                                active_at_ms,
+                                limit: want,
+                            })?;
+                            let maybe_more = got.len() >= want;
+                            let kept: Vec<KeyRecord> = got.into_iter().filter(after).collect();
+                            if kept.len() > limit || !maybe_more {
+                                break kept;
+                            }
+                            want = want.saturating_mul(2).min(ALL_KEYS);
+                        }
+                    };
+                let more = rows.len() > limit;
+                rows.truncate(limit);
+                let next = match (more, rows.last()) {
+                    (true, Some(last)) => Some(KeyCursor {
+                        created_at_ms: last.created_at_ms,
+                        key_id: last.key_id.clone(),
+                        position: page
+                            .after
+                            .as_ref()
+                            .map_or(0, |c| c.position)
+                            .saturating_add(rows.len()),
+                    }),
+                    _ => None,
+                };
+                let statuses = rows
+                    .into_iter()
+                    .map(|record| {
+                        let usage = s.usage(&record.key_id, &day)?;
+                        Ok(KeyStatus {
+                            record,
+                            usage,
+                            now_ms: now,
+                        })
+                    })
+                    .collect::<std::result::Result<Vec<_>, crate::error::StoreError>>()?;
+                Ok((statuses, next))
+            })
+            .await
+    }
+
     pub async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditRow>> {
-        self.shared.store.blocking(move |s| s.audit(&query)).await
+        self.shared
+            .store
+            .blocking_op("audit", move |s| s.audit(&query))
+            .await
     }
 
     /// Store everything still queued (audit rows answered before their commit) and tidy
     /// the store; for a clean stop. The gateway keeps working afterwards.
     pub async fn close(&self) -> Result<()> {
-        self.shared.store.blocking(|s| s.close()).await
+        self.shared.store.blocking_op("close", |s| s.close()).await
     }
 
     pub async fn health(&self) -> Result<()> {
-        self.shared.store.blocking(|s| s.ping()).await
+        self.shared.store.blocking_op("ping", |s| s.ping()).await
     }
 }

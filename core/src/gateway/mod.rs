@@ -19,6 +19,7 @@ mod request;
 mod shared;
 mod status;
 
+pub use admin::{KeyCursor, KeyPage};
 pub use request::{ProxyRequest, ProxyResponse, Refused};
 pub use shared::{system_clock, utc_day, Clock};
 pub use status::KeyStatus;
@@ -85,6 +86,20 @@ impl Gateway {
 
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// `/metrics` as OpenMetrics text, with the upstream slots read as of now.
+    pub fn render_metrics(&self) -> String {
+        let limit = self.shared.config.max_upstream_requests;
+        for v in crate::vendors::Vendor::ALL {
+            let free = self.shared.slot(v).available_permits();
+            self.shared.metrics.set_upstream_slots(
+                v.as_str(),
+                limit.saturating_sub(free) as i64,
+                limit as i64,
+            );
+        }
+        self.shared.metrics.render()
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -10,6 +10,7 @@
 //! gets the same face.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{Finish, Queued, ReserveOutcome, ReserveRequest, Store};
 use crate::audit::AuditRow;
@@ -34,23 +35,37 @@ impl AsyncStore {
         &self,
         f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T> {
+        self.blocking_op("other", f).await
+    }
+
+    /// [`Self::blocking`], timed and counted under `operation` in the metrics.
+    pub async fn blocking_op<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        let started = Instant::now();
         let store = self.store.clone();
         let out = tokio::task::spawn_blocking(move || f(&*store))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))
             .and_then(|r| r);
-        out.map_err(|e| self.failed(e))
+        self.done(operation, started, out)
     }
 
     /// The key with this hash: inline when a read connection is free (it saves a thread
     /// hand-off on every request whose key is not cached), else on the blocking pool.
     pub async fn key_by_hash(&self, hash: KeyHash) -> Result<Option<KeyRecord>> {
+        let started = Instant::now();
         if let Some(r) = self.store.try_key_by_hash(&hash) {
-            return r.map_err(|e| self.failed(e));
+            return self.done("key_by_hash", started, r);
         }
         match self.store.key_by_hash_queued(hash) {
-            Ok(rx) => self.queued(rx).await,
-            Err(hash) => self.blocking(move |s| s.key_by_hash(&hash)).await,
+            Ok(rx) => self.queued("key_by_hash", rx).await,
+            Err(hash) => {
+                self.blocking_op("key_by_hash", move |s| s.key_by_hash(&hash))
+                    .await
+            }
         }
     }
 
@@ -67,8 +82,9 @@ impl AsyncStore {
     /// The over-cap refusal a reservation would give, read without the write lock; `None`
     /// when there is none, or when the store cannot answer inline (then `reserve` decides).
     pub fn refuse_over_cap(&self, req: &ReserveRequest) -> Result<Option<ReserveOutcome>> {
+        let started = Instant::now();
         match self.store.try_refuse_over_cap(req) {
-            Some(r) => r.map_err(|e| self.failed(e)),
+            Some(r) => self.done("refuse_over_cap", started, r),
             None => Ok(None),
         }
     }
@@ -77,8 +93,8 @@ impl AsyncStore {
     /// the blocking pool.
     pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome> {
         match self.store.reserve_queued(req) {
-            Ok(rx) => self.queued(rx).await,
-            Err(req) => self.blocking(move |s| s.reserve(&req)).await,
+            Ok(rx) => self.queued("reserve", rx).await,
+            Err(req) => self.blocking_op("reserve", move |s| s.reserve(&req)).await,
         }
     }
 
@@ -98,9 +114,9 @@ impl AsyncStore {
         totals_for: Option<(String, String)>,
     ) -> Result<Option<(i64, i64)>> {
         match self.store.finish_queued(finish, totals_for) {
-            Ok(rx) => self.queued(rx).await,
+            Ok(rx) => self.queued("finish", rx).await,
             Err((finish, totals_for)) => {
-                self.blocking(move |s| {
+                self.blocking_op("finish", move |s| {
                     s.finish(&finish)?;
                     totals_for.map(|(k, d)| s.totals(&k, &d)).transpose()
                 })
@@ -111,11 +127,12 @@ impl AsyncStore {
 
     /// `(total, today)` counted for a key: inline when possible, else on the blocking pool.
     pub async fn totals(&self, key_id: &str, day: &str) -> Result<(i64, i64)> {
+        let started = Instant::now();
         match self.store.try_totals(key_id, day) {
-            Some(r) => r.map_err(|e| self.failed(e)),
+            Some(r) => self.done("totals", started, r),
             None => {
                 let (k, d) = (key_id.to_string(), day.to_string());
-                self.blocking(move |s| s.totals(&k, &d)).await
+                self.blocking_op("totals", move |s| s.totals(&k, &d)).await
             }
         }
     }
@@ -123,18 +140,30 @@ impl AsyncStore {
     /// The amount remembered for a vendor object seen earlier with this key.
     pub async fn recall(&self, key_id: &str, object_id: &str) -> Result<Option<Remembered>> {
         let (k, o) = (key_id.to_string(), object_id.to_string());
-        self.blocking(move |s| s.recall(&k, &o)).await
+        self.blocking_op("recall", move |s| s.recall(&k, &o)).await
     }
 
-    async fn queued<T>(&self, rx: Queued<T>) -> Result<T> {
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError::Task("the store dropped a queued write".into())))
-            .map_err(|e| self.failed(e))
+    async fn queued<T>(&self, operation: &'static str, rx: Queued<T>) -> Result<T> {
+        let started = Instant::now();
+        let out = rx
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Task("the store dropped a queued write".into())));
+        self.done(operation, started, out)
     }
 
-    fn failed(&self, e: StoreError) -> Error {
-        self.metrics.store_error();
-        tracing::error!(error = %e, "store operation failed");
+    fn done<T>(
+        &self,
+        operation: &'static str,
+        started: Instant,
+        out: Result<T, StoreError>,
+    ) -> Result<T> {
+        self.metrics.store_op(operation, started.elapsed());
+        out.map_err(|e| self.failed(operation, e))
+    }
+
+    fn failed(&self, operation: &'static str, e: StoreError) -> Error {
+        self.metrics.store_error(operation);
+        tracing::error!(error = %e, operation, "store operation failed");
         Error::Store(e)
     }
 }

@@ -31,8 +31,7 @@ async fn forwarded(
     mut finish: Finish,
 ) -> ProxyResponse {
     let audit = call.audit;
-    s.metrics
-        .record(audit.vendor.as_deref(), "forwarded", audit.latency_us);
+    s.metrics.record_call(&audit);
     finish.audit = Some(audit);
     let Some((key_id, caps)) = call.key else {
         return resp;
@@ -80,8 +79,6 @@ async fn refused(s: &Shared, call: Call<'_>, error: Error) -> Refused {
     audit.message = Some(error.to_string());
     audit.vendor = call.shape.map(|v| v.as_str().to_string());
     audit.estimate_micros = call.estimate;
-    s.metrics
-        .record(audit.vendor.as_deref(), error.reason(), audit.latency_us);
     let mut finish = Finish::default();
     if let (Error::Upstream { kind, .. }, Some(spend_id)) = (&error, call.spend) {
         // Nothing left the gateway: release. Anything else: keep it counted.
@@ -101,6 +98,7 @@ async fn refused(s: &Shared, call: Call<'_>, error: Error) -> Refused {
         audit.money_state = Some(state.as_str().to_string());
         audit.cost_micros = counted_cost(state, 0, call.estimate);
     }
+    s.metrics.record_call(&audit);
     finish.audit = Some(audit);
     // Failures are logged by the store face; a reservation left `reserved` only over-counts.
     if let Err(finish) = moved_nothing(s, finish) {

@@ -22,6 +22,28 @@ pub struct DemoArgs {
     /// Print every audit row instead of collapsing repeats.
     #[arg(long)]
     full_audit: bool,
+    /// Run the scripted agents against a running `vendorgate serve --upstream sim` instead of
+    /// a private in-memory gateway, so their traffic shows in its dashboard (/ui). Admin
+    /// token from VENDORGATE_ADMIN_TOKEN.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    #[arg(
+        long,
+        env = "VENDORGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    admin_token: Option<String>,
+}
+
+/// The gateway the demo's agents call: its own, or a running one.
+enum Setup {
+    Own {
+        sim: vendorgate_server::ServerHandle,
+        sim_state: vendorgate_server::sim::SimState,
+        server: vendorgate_server::ServerHandle,
+    },
+    Running,
 }
 
 struct Agent {
@@ -76,30 +98,45 @@ fn code_of(v: &Value) -> String {
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
-    let mut config = Config::default();
-    let (sim_handle, sim_state) = vendorgate_server::start_sim(&mut config).await?;
-    let store = SqliteStore::in_memory().map_err(vendorgate::Error::from)?;
-    let gateway = Gateway::new(config, Arc::new(store))?;
-    let server = vendorgate_server::spawn(
-        vendorgate_server::app(AppState::new(gateway.clone(), None)),
-        "127.0.0.1:0",
-    )
-    .await
-    .map_err(|source| ServerError::Listen {
-        addr: "127.0.0.1:0".into(),
-        source,
-    })?;
-    let admin = Handle::Embedded(gateway.clone());
+    let (setup, admin, base) = match &args.server {
+        Some(url) => {
+            let admin = Handle::connect(url, args.admin_token.clone())?;
+            let base = url.trim_end_matches('/').to_string();
+            println!("vendorgate demo against {base}: watch it at {base}/ui\n");
+            (Setup::Running, admin, base)
+        }
+        None => {
+            let mut config = Config::default();
+            let (sim, sim_state) = vendorgate_server::start_sim(&mut config).await?;
+            let store = SqliteStore::in_memory().map_err(vendorgate::Error::from)?;
+            let gateway = Gateway::new(config, Arc::new(store))?;
+            let server = vendorgate_server::spawn(
+                vendorgate_server::app(AppState::new(gateway.clone(), None)),
+                "127.0.0.1:0",
+            )
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: "127.0.0.1:0".into(),
+                source,
+            })?;
+            println!(
+                "vendorgate demo (offline): vendor simulator at {}, gateway at {}\n",
+                sim.url(),
+                server.url()
+            );
+            let base = server.url();
+            let setup = Setup::Own {
+                sim,
+                sim_state,
+                server,
+            };
+            (setup, Handle::Embedded(gateway), base)
+        }
+    };
     let agent = Agent {
         http: reqwest::Client::new(),
-        base: server.url(),
+        base,
     };
-
-    println!(
-        "vendorgate demo (offline): vendor simulator at {}, gateway at {}\n",
-        sim_handle.url(),
-        server.url()
-    );
 
     // 1. A billing agent stuck in a retry loop.
     let mut spec = KeySpec::new(Vendor::Stripe);
@@ -271,28 +308,42 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         .await;
     println!("   key revoked; next call → {status} {}\n", code_of(&v));
 
-    let seen = sim_state.seen();
-    let count = |vendor: &str| {
-        seen.iter()
-            .filter(|r| r.vendor == vendor && r.method == "POST")
-            .count()
-    };
-    let carried_vault_key = seen
-        .iter()
-        .filter(|r| r.authorization.as_deref().is_some_and(holds_vault_key))
-        .count();
-    println!(
-        "The simulated vendors saw {} Stripe POSTs and {} Twilio POSTs; requests that carried a vault key upstream: {carried_vault_key}.\n",
-        count("stripe"),
-        count("twilio")
-    );
+    if let Setup::Own { sim_state, .. } = &setup {
+        let seen = sim_state.seen();
+        let count = |vendor: &str| {
+            seen.iter()
+                .filter(|r| r.vendor == vendor && r.method == "POST")
+                .count()
+        };
+        let carried_vault_key = seen
+            .iter()
+            .filter(|r| r.authorization.as_deref().is_some_and(holds_vault_key))
+            .count();
+        println!(
+            "The simulated vendors saw {} Stripe POSTs and {} Twilio POSTs; requests that carried a vault key upstream: {carried_vault_key}.\n",
+            count("stripe"),
+            count("twilio")
+        );
+    }
 
-    let rows = admin
-        .audit(AuditQuery {
-            limit: 10_000,
-            ..AuditQuery::default()
-        })
-        .await?;
+    // A running gateway's store holds other traffic too: show this demo's runs only.
+    let runs: &[Option<&str>] = match setup {
+        Setup::Own { .. } => &[None],
+        Setup::Running => &[Some("demo-billing"), Some("demo-support"), Some("demo-sms")],
+    };
+    let mut rows = Vec::new();
+    for run in runs {
+        rows.extend(
+            admin
+                .audit(AuditQuery {
+                    run_id: run.map(Into::into),
+                    limit: 10_000,
+                    ..AuditQuery::default()
+                })
+                .await?,
+        );
+    }
+    rows.sort_by_key(|r| r["id"].as_i64());
     println!(
         "Audit log ({} rows{}):",
         rows.len(),
@@ -303,8 +354,10 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         }
     );
     print_collapsed(&rows, args.full_audit);
-    server.shutdown().await;
-    sim_handle.shutdown().await;
+    if let Setup::Own { sim, server, .. } = setup {
+        server.shutdown().await;
+        sim.shutdown().await;
+    }
     Ok(())
 }
 
