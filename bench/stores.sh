@@ -22,7 +22,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -71,14 +71,15 @@ PG="postgres://postgres@127.0.0.1:$PGPORT"
 psql -q -h 127.0.0.1 -p $PGPORT -U postgres -c "CREATE DATABASE bench" >/dev/null
 
 export VENDORGATE_ADMIN_TOKEN=bench-admin STRIPE_SECRET_KEY=sk_test_bench VENDORGATE_STRIPE_URL=http://127.0.0.1:$UP
-serve() { # port db
-  RUST_LOG=warn "$VG_BIN" serve --listen "127.0.0.1:$1" --db "$2" > "$WORK/vg-$1.out" 2> "$WORK/vg-$1.err" &
+# PG_CONFIG: a TOML config file for the PostgreSQL instances (e.g. `[postgres]` options).
+serve() { # port db [config]
+  RUST_LOG=warn "$VG_BIN" serve --listen "127.0.0.1:$1" --db "$2" ${3:+--config "$3"} > "$WORK/vg-$1.out" 2> "$WORK/vg-$1.err" &
   PIDS+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return; sleep 0.1; done
   echo "instance on $1 did not start: $(cat "$WORK/vg-$1.err")" >&2; exit 1
 }
 serve "${PORTS[0]}" "$WORK/bench.db"
-for p in "${PORTS[@]:1}"; do serve "$p" "$PG/bench"; done
+for p in "${PORTS[@]:1}"; do serve "$p" "$PG/bench" "${PG_CONFIG:-}"; done
 
 key() { # port -> "vault_key key_id"
   curl -s -X POST "http://127.0.0.1:$1/v1/keys" -H "Authorization: Bearer bench-admin" \
@@ -126,7 +127,7 @@ INSERT INTO spends (key_id, day, state, estimate, amount, object_id, created_at_
   SELECT '$ID_PG', '2026-01-01', 'moved', 100, 100, 'pi_hist_' || i, 0, 0 FROM generate_series(1, 100000) i;
 INSERT INTO audit (time_ms, key_id, vendor, method, endpoint, decision, status, estimate, cost, latency_us)
   SELECT i, '$ID_PG', 'stripe', 'POST', '/v1/payment_intents', 'forwarded', 200, 100, 100, 100 FROM generate_series(1, 1000000) i;
-ANALYZE;
+VACUUM ANALYZE;
 SQL
 VK=$VK_SQLITE run sqlite-1-history "http://127.0.0.1:${PORTS[0]}" | tee -a "$RESULTS"
 VK=$VK_PG run postgres-1-history "http://127.0.0.1:${PORTS[1]}" | tee -a "$RESULTS"

@@ -84,7 +84,7 @@ pub(super) fn tls(opts: &PgOptions) -> Result<MakeRustlsConnect, StoreError> {
     Ok(MakeRustlsConnect::new(config))
 }
 
-pub(super) fn pool(opts: &PgOptions) -> Result<Pool, StoreError> {
+pub(super) fn pool(opts: &PgOptions, size: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         pg_config(opts)?,
         tls(opts)?,
@@ -93,7 +93,7 @@ pub(super) fn pool(opts: &PgOptions) -> Result<Pool, StoreError> {
         },
     );
     Pool::builder(manager)
-        .max_size(opts.pool_size.max(2))
+        .max_size(size.max(1))
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(opts.pool_wait))
         .create_timeout(Some(opts.pool_wait))

@@ -145,7 +145,10 @@ impl PgStore {
             .build()
             .map_err(StoreError::Io)?;
         let handle = rt.handle().clone();
-        let pool = connect::pool(&opts)?;
+        let pool = connect::pool(&opts, opts.pool_size)?;
+        // The lanes have connections of their own: a burst of reads never makes a batch of
+        // reservations wait for a connection.
+        let lane_pool = connect::pool(&opts, opts.lanes)?;
         let instance: Arc<str> = hex::encode(rand::random::<[u8; 8]>()).into();
         let setup = {
             let (pool, opts, instance) = (pool.clone(), opts.clone(), instance.clone());
@@ -166,7 +169,7 @@ impl PgStore {
         let h = handle.clone();
         std::thread::scope(|s| s.spawn(move || h.block_on(setup)).join())
             .map_err(|_| StoreError::Task("database setup panicked".into()))??;
-        let lanes = Lanes::start(&handle, pool.clone(), instance.clone(), opts.lanes);
+        let lanes = Lanes::start(&handle, lane_pool, instance.clone(), opts.lanes);
         handle.spawn(instance::heartbeat_and_sweep(
             pool.clone(),
             instance.clone(),
