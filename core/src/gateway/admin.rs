@@ -152,6 +152,7 @@ impl Gateway {
         let filter = KeyFilter {
             run_id,
             active_at_ms: active_only.then_some(now),
+            after: None,
             limit,
         };
         let day = utc_day(now);
@@ -200,6 +201,7 @@ impl Gateway {
                         found.extend(s.list_keys(&KeyFilter {
                             run_id: Some(q),
                             active_at_ms,
+                            after: None,
                             limit: ALL_KEYS,
                         })?);
                         found.retain(|r| {
@@ -226,6 +228,7 @@ impl Gateway {
                             let got = s.list_keys(&KeyFilter {
                                 run_id: page.run_id.clone(),
                                 active_at_ms,
+                                after: None,
                                 limit: want,
                             })?;
                             let maybe_more = got.len() >= want;
