@@ -171,6 +171,33 @@ fn admin_listen_keeps_the_admin_api_off_the_public_socket() {
 }
 
 #[test]
+fn a_bad_key_cursor_is_a_400_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("g.db");
+    let (mut child, urls) = serve(
+        &["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &[("VENDORGATE_ADMIN_TOKEN", "t0k")],
+        1,
+    );
+    let base = &urls[0];
+    for bad in [
+        "nonsense",
+        "1.2.key_a",
+        "x.key_a",
+        "1.key%20a",
+        "1.",
+        "%FF.key",
+    ] {
+        let (status, body) = get(&format!("{base}/v1/keys?q=&cursor={bad}"), Some("t0k"));
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains("cursor"), "{bad}: {body}");
+    }
+    let (status, body) = get(&format!("{base}/v1/keys?q=&cursor=0.key_a"), Some("t0k"));
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    child.kill().unwrap();
+}
+
+#[test]
 fn sigterm_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("g.db");

@@ -9,9 +9,6 @@ use crate::keys::{
 };
 use crate::store::{AuditQuery, KeyFilter};
 
-/// A `limit` that means every key (SQLite's LIMIT takes an i64).
-const ALL_KEYS: usize = i64::MAX as usize;
-
 /// What [`Gateway::list_keys_page`] lists.
 #[derive(Debug, Clone, Default)]
 pub struct KeyPage {
@@ -23,30 +20,39 @@ pub struct KeyPage {
     pub limit: usize,
 }
 
-/// Where the next page starts: after this key, about `position` keys into the list.
+/// Where the next page starts: strictly after this key in the list's order
+/// (`created_at_ms DESC, key_id ASC`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyCursor {
     pub created_at_ms: i64,
     pub key_id: String,
-    pub position: usize,
 }
 
+/// Longest key id a cursor may carry (ours are 28 characters).
+const CURSOR_KEY_ID_MAX: usize = 128;
+
 impl KeyCursor {
-    /// Opaque to clients; not a secret (key ids are not credentials).
+    /// Opaque to clients; not a secret (key ids are not credentials). Safe in a header and
+    /// a query string as it is: digits, `-`, `.`, and the key id's `[A-Za-z0-9_-]`.
     pub fn encode(&self) -> String {
-        format!("{}.{}.{}", self.position, self.created_at_ms, self.key_id)
+        format!("{}.{}", self.created_at_ms, self.key_id)
     }
 
     pub fn decode(s: &str) -> Result<Self> {
-        let mut parts = s.splitn(3, '.');
         let bad = || Error::invalid("cursor", "is not a cursor this server gave out");
-        let position = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let created_at_ms = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let key_id = parts.next().filter(|k| !k.is_empty()).ok_or_else(bad)?;
+        let (created_at_ms, key_id) = s.split_once('.').ok_or_else(bad)?;
+        let created_at_ms = created_at_ms.parse().map_err(|_| bad())?;
+        let key_id_ok = !key_id.is_empty()
+            && key_id.len() <= CURSOR_KEY_ID_MAX
+            && key_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !key_id_ok {
+            return Err(bad());
+        }
         Ok(KeyCursor {
             created_at_ms,
             key_id: key_id.to_string(),
-            position,
         })
     }
 }
@@ -152,6 +158,7 @@ impl Gateway {
         let filter = KeyFilter {
             run_id,
             active_at_ms: active_only.then_some(now),
+            after: None,
             limit,
         };
         let day = utc_day(now);
@@ -174,10 +181,10 @@ impl Gateway {
     }
 
     /// One page of the key list, newest first, with usage read for that page only (the
-    /// dashboard at 100k keys). `search` is an exact key id or run id. The store has no
-    /// cursor of its own, so a page after a cursor reads the keys up to its position (the
-    /// position is a hint: the rows kept are those after the cursor's key in the list's
-    /// order, so keys issued meanwhile neither repeat nor vanish).
+    /// dashboard at 100k keys). `search` is an exact key id or run id. The cursor is a
+    /// keyset cursor: the store reads the `limit + 1` keys after it from an index, so a page
+    /// costs the same at any depth, and keys issued meanwhile (newer, so before the cursor)
+    /// neither repeat nor push keys off the next page.
     pub async fn list_keys_page(
         &self,
         page: KeyPage,
@@ -189,52 +196,47 @@ impl Gateway {
             .store
             .blocking_op("list_keys", move |s| {
                 let active_at_ms = page.active_only.then_some(now);
+                let after = page.after.map(|c| (c.created_at_ms, c.key_id));
+                // The order of the list: newest first, ties by key id.
                 let order = |r: &KeyRecord| (std::cmp::Reverse(r.created_at_ms), r.key_id.clone());
-                let after = |r: &KeyRecord| match &page.after {
-                    None => true,
-                    Some(c) => order(r) > (std::cmp::Reverse(c.created_at_ms), c.key_id.clone()),
-                };
                 let mut rows: Vec<KeyRecord> =
                     if let Some(q) = page.search.filter(|q| !q.is_empty()) {
-                        let mut found: Vec<KeyRecord> = s.key_by_id(&q)?.into_iter().collect();
-                        found.extend(s.list_keys(&KeyFilter {
-                            run_id: Some(q),
-                            active_at_ms,
-                            limit: ALL_KEYS,
-                        })?);
-                        found.retain(|r| {
-                            after(r)
-                                && page
+                        // The key with that id, if it passes the filters, beside the first
+                        // `limit + 1` keys of the run with that id: together they hold the
+                        // first `limit + 1` keys of the union.
+                        let mut found: Vec<KeyRecord> = s
+                            .key_by_id(&q)?
+                            .into_iter()
+                            .filter(|r| {
+                                after.as_ref().is_none_or(|(ms, id)| {
+                                    order(r) > (std::cmp::Reverse(*ms), id.clone())
+                                }) && page
                                     .run_id
                                     .as_ref()
                                     .is_none_or(|id| r.run_id.as_ref() == Some(id))
-                                && (!page.active_only
-                                    || (r.revoked_at_ms.is_none() && r.expires_at_ms > now))
-                        });
+                                    && (!page.active_only
+                                        || (r.revoked_at_ms.is_none() && r.expires_at_ms > now))
+                            })
+                            .collect();
+                        // A run filter other than the searched run leaves no run match.
+                        if page.run_id.as_ref().is_none_or(|id| *id == q) {
+                            found.extend(s.list_keys(&KeyFilter {
+                                run_id: Some(q),
+                                active_at_ms,
+                                after,
+                                limit: limit + 1,
+                            })?);
+                        }
                         found.sort_by_key(order);
                         found.dedup_by(|a, b| a.key_id == b.key_id);
                         found
                     } else {
-                        // The position comes from the client: saturate, never overflow.
-                        let mut want = page
-                            .after
-                            .as_ref()
-                            .map_or(0, |c| c.position)
-                            .saturating_add(limit + 1)
-                            .min(ALL_KEYS);
-                        loop {
-                            let got = s.list_keys(&KeyFilter {
-                                run_id: page.run_id.clone(),
-                                active_at_ms,
-                                limit: want,
-                            })?;
-                            let maybe_more = got.len() >= want;
-                            let kept: Vec<KeyRecord> = got.into_iter().filter(after).collect();
-                            if kept.len() > limit || !maybe_more {
-                                break kept;
-                            }
-                            want = want.saturating_mul(2).min(ALL_KEYS);
-                        }
+                        s.list_keys(&KeyFilter {
+                            run_id: page.run_id,
+                            active_at_ms,
+                            after,
+                            limit: limit + 1,
+                        })?
                     };
                 let more = rows.len() > limit;
                 rows.truncate(limit);
@@ -242,11 +244,6 @@ impl Gateway {
                     (true, Some(last)) => Some(KeyCursor {
                         created_at_ms: last.created_at_ms,
                         key_id: last.key_id.clone(),
-                        position: page
-                            .after
-                            .as_ref()
-                            .map_or(0, |c| c.position)
-                            .saturating_add(rows.len()),
                     }),
                     _ => None,
                 };

@@ -135,6 +135,9 @@ pub struct KeyFilter {
     pub run_id: Option<String>,
     /// Only keys neither revoked nor expired at `now_ms`.
     pub active_at_ms: Option<i64>,
+    /// Keyset cursor: the `(created_at_ms, key_id)` of the last key of the previous page;
+    /// only keys strictly after it in the list's order (`created_at_ms DESC, key_id ASC`).
+    pub after: Option<(i64, String)>,
     pub limit: usize,
 }
 

@@ -453,13 +453,43 @@ pub(super) async fn key_by_id<C: GenericClient>(c: &C, key_id: &str) -> Res<Opti
 }
 
 pub(super) async fn list_keys<C: GenericClient>(c: &C, f: &KeyFilter) -> Res<Vec<KeyRecord>> {
-    let limit = if f.limit == 0 { 1000 } else { f.limit } as i64;
-    let found = rows(c, &format!(
-        "SELECT {KEY_COLS} FROM keys WHERE ($1::TEXT IS NULL OR run_id = $1) AND ($2::BIGINT IS NULL OR (revoked_at_ms IS NULL AND expires_at_ms > $2))
-         ORDER BY created_at_ms DESC, key_id LIMIT $3"),
-        &[&f.run_id, &f.active_at_ms, &limit],
-    )
-    .await?;
+    let limit = i64::try_from(if f.limit == 0 { 1000 } else { f.limit }).unwrap_or(i64::MAX);
+    // Only the filters given, so the planner walks `keys_created` / `keys_run_created` in the
+    // list's order (`created_at_ms DESC, key_id`) from the cursor and stops at the limit.
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    if let Some(run_id) = &f.run_id {
+        params.push(run_id);
+        clauses.push(format!("run_id = ${}", params.len()));
+    }
+    if let Some(now) = &f.active_at_ms {
+        params.push(now);
+        clauses.push(format!(
+            "revoked_at_ms IS NULL AND expires_at_ms > ${}",
+            params.len()
+        ));
+    }
+    if let Some((created_at_ms, key_id)) = &f.after {
+        // Strictly after the cursor in the list's order; the leading `<=` (implied by the
+        // rest) bounds the index scan.
+        params.push(created_at_ms);
+        params.push(key_id);
+        let (a, b) = (params.len() - 1, params.len());
+        clauses.push(format!(
+            "created_at_ms <= ${a} AND (created_at_ms < ${a} OR (created_at_ms = ${a} AND key_id > ${b}))"
+        ));
+    }
+    params.push(&limit);
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {KEY_COLS} FROM keys {filter} ORDER BY created_at_ms DESC, key_id LIMIT ${}",
+        params.len()
+    );
+    let found = rows(c, &sql, &params).await?;
     found
         .iter()
         .map(|r| build_key(key_row(r)).map_err(Fail::from))

@@ -22,8 +22,9 @@ CREATE TABLE keys (
     expires_at_ms BIGINT NOT NULL,
     revoked_at_ms BIGINT
 );
-CREATE INDEX keys_run ON keys (run_id);
+-- The key list, newest first (the dashboard's pages), and one run's keys in that order.
 CREATE INDEX keys_created ON keys (created_at_ms DESC, key_id);
+CREATE INDEX keys_run_created ON keys (run_id, created_at_ms DESC, key_id);
 CREATE TABLE spends (
     spend_id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     key_id        TEXT NOT NULL,
