@@ -202,17 +202,18 @@ pub struct RowPosition {
 
 /// Make the rows of one vendor object add up to what the vendor now says about it (`state`,
 /// `cost`). `others` are the object's settled, counted rows other than `own`, newest first,
-/// as `(spend_id, amount)`. Rows keep their UTC day: an increase lands on `own` (this call's
+/// where they stand now. Rows keep their UTC day: an increase lands on `own` (this call's
 /// row, reserved against today's window) or, for a pass-through read, on the newest row; a
-/// decrease is taken from the newest rows first. Returns every row to rewrite.
+/// decrease is taken from the newest rows first. Returns `own` and every other row that
+/// changes (an object called thousands of times keeps its untouched rows unwritten).
 pub fn object_position(
-    others: &[(i64, i64)],
+    others: &[RowPosition],
     own: Option<i64>,
     state: MoneyState,
     cost: i64,
 ) -> Vec<RowPosition> {
     let target = if state.counts() { cost } else { 0 };
-    let counted_elsewhere: i64 = others.iter().map(|(_, a)| a).sum();
+    let counted_elsewhere: i64 = others.iter().map(|r| r.amount).sum();
     let mut increase = (target - counted_elsewhere).max(0);
     let mut out = Vec::with_capacity(others.len() + 1);
     if let Some(own) = own {
@@ -226,10 +227,10 @@ pub fn object_position(
         return out;
     }
     let mut excess = (counted_elsewhere - target).max(0);
-    for (i, (id, amount)) in others.iter().enumerate() {
-        let cut = excess.min(*amount);
+    for (i, now) in others.iter().enumerate() {
+        let cut = excess.min(now.amount);
         excess -= cut;
-        let mut new_amount = amount - cut;
+        let mut new_amount = now.amount - cut;
         if i == 0 {
             new_amount += increase;
         }
@@ -240,11 +241,14 @@ pub fn object_position(
         } else {
             MoneyState::None
         };
-        out.push(RowPosition {
-            spend_id: *id,
+        let next = RowPosition {
+            spend_id: now.spend_id,
             state: new_state,
             amount: new_amount,
-        });
+        };
+        if next != *now {
+            out.push(next);
+        }
     }
     out
 }
@@ -301,7 +305,12 @@ mod tests {
     #[test]
     fn an_authoritative_answer_moves_the_object_rows() {
         // A refund of 30 on a charge of 100 counted on row 1: the object is now worth 70.
-        let rows = object_position(&[(1, 100)], None, MoneyState::Moved, 70);
+        let row = |spend_id, amount| RowPosition {
+            spend_id,
+            state: MoneyState::Moved,
+            amount,
+        };
+        let rows = object_position(&[row(1, 100)], None, MoneyState::Moved, 70);
         assert_eq!(
             rows,
             vec![RowPosition {
@@ -311,25 +320,33 @@ mod tests {
             }]
         );
         // This call's own row gets only what the earlier rows do not already cover.
-        let rows = object_position(&[(1, 40)], Some(2), MoneyState::Moved, 100);
-        assert_eq!(
-            rows[0],
-            RowPosition {
-                spend_id: 2,
-                state: MoneyState::Moved,
-                amount: 60
-            }
+        // Row 1 keeps what it had, so it is not rewritten.
+        let rows = object_position(&[row(1, 40)], Some(2), MoneyState::Moved, 100);
+        assert_eq!(rows, vec![row(2, 60)]);
+        // The same answer again: this call adds nothing and row 2 stays as it is.
+        let rows = object_position(&[row(2, 60), row(1, 40)], Some(3), MoneyState::Moved, 100);
+        assert_eq!(rows, vec![row(3, 0)]);
+        // A newest row left at zero by an earlier call is superseded by this one.
+        let rows = object_position(
+            &[row(3, 0), row(2, 60), row(1, 40)],
+            Some(4),
+            MoneyState::Moved,
+            100,
         );
         assert_eq!(
-            rows[1],
-            RowPosition {
-                spend_id: 1,
-                state: MoneyState::Moved,
-                amount: 40
-            }
+            rows,
+            vec![
+                row(4, 0),
+                RowPosition {
+                    spend_id: 3,
+                    state: MoneyState::Superseded,
+                    amount: 0
+                }
+            ]
         );
         // Nothing moved after all: every row is released.
-        let rows = object_position(&[(3, 10), (1, 5)], None, MoneyState::None, 0);
+        let rows = object_position(&[row(3, 10), row(1, 5)], None, MoneyState::None, 0);
+        assert_eq!(rows.len(), 2);
         assert!(rows
             .iter()
             .all(|r| r.state == MoneyState::None && r.amount == 0));

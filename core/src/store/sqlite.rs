@@ -129,6 +129,13 @@ CREATE INDEX IF NOT EXISTS keys_created ON keys(created_at_ms DESC, key_id);
 CREATE INDEX IF NOT EXISTS keys_run_created ON keys(run_id, created_at_ms DESC, key_id);
 DROP INDEX IF EXISTS keys_run;
 "#,
+    // 6: a settlement rewrites only an object's counted rows, but the object index held every
+    // row of it, so each call on a long-lived object (updates of one PaymentIntent, status
+    // reads of one call) read all its earlier calls. Rows leave this index when superseded.
+    r#"
+DROP INDEX IF EXISTS spends_object;
+CREATE INDEX spends_object ON spends(key_id, object_id) WHERE object_id IS NOT NULL AND state NOT IN ('none', 'superseded');
+"#,
 ];
 
 /// States whose amounts count against caps.
@@ -424,11 +431,22 @@ fn set_object_position(
     cost: i64,
 ) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT spend_id, amount FROM spends WHERE key_id = ?1 AND object_id = ?2 AND spend_id != ?3 AND state != 'reserved' AND {COUNTED} ORDER BY spend_id DESC"
+        "SELECT spend_id, amount, state FROM spends WHERE key_id = ?1 AND object_id = ?2 AND spend_id != ?3 AND state != 'reserved' AND {COUNTED} ORDER BY spend_id DESC"
     ))?;
-    let others: Vec<(i64, i64)> = stmt
+    let others: Vec<ledger::RowPosition> = stmt
         .query_map(params![key_id, object_id, own.unwrap_or(-1)], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            let state: String = r.get(2)?;
+            Ok(ledger::RowPosition {
+                spend_id: r.get(0)?,
+                amount: r.get(1)?,
+                state: MoneyState::parse(&state).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Text,
+                        format!("unknown spend state {state:?}").into(),
+                    )
+                })?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
     for row in ledger::object_position(&others, own, state, cost) {

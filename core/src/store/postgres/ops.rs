@@ -240,15 +240,23 @@ async fn set_object_position<C: GenericClient>(
     state: MoneyState,
     cost: i64,
 ) -> Res<()> {
-    let others: Vec<(i64, i64)> = rows(c,
-        "SELECT spend_id, amount FROM spends WHERE key_id = $1 AND object_id = $2 AND spend_id <> $3
+    let others = rows(c,
+        "SELECT spend_id, amount, state FROM spends WHERE key_id = $1 AND object_id = $2 AND spend_id <> $3
          AND state <> 'reserved' AND state NOT IN ('none', 'superseded') ORDER BY spend_id DESC",
         &[&key_id, &object_id, &own.unwrap_or(-1)],
     )
     .await?
     .iter()
-    .map(|r| (r.get(0), r.get(1)))
-    .collect();
+    .map(|r| {
+        let state: &str = r.get(2);
+        Ok(ledger::RowPosition {
+            spend_id: r.get(0),
+            amount: r.get(1),
+            state: MoneyState::parse(state)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown spend state {state:?}")))?,
+        })
+    })
+    .collect::<Res<Vec<_>>>()?;
     let moves = ledger::object_position(&others, own, state, cost);
     if moves.is_empty() {
         return Ok(());

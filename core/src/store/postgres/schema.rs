@@ -47,7 +47,10 @@ CREATE TABLE spends (
 );
 CREATE UNIQUE INDEX spends_idem ON spends (key_id, idem_key) WHERE idem_key IS NOT NULL;
 CREATE INDEX spends_key ON spends (key_id, state, day);
-CREATE INDEX spends_object ON spends (key_id, object_id) WHERE object_id IS NOT NULL;
+-- Only counted rows: a settlement rewrites those, and a long-lived object's superseded
+-- calls must not be re-read by every later call on it.
+CREATE INDEX spends_object ON spends (key_id, object_id)
+    WHERE object_id IS NOT NULL AND state NOT IN ('none', 'superseded');
 CREATE INDEX spends_reserved ON spends (instance_id) WHERE state = 'reserved';
 CREATE TABLE objects (
     key_id        TEXT NOT NULL,
