@@ -15,7 +15,6 @@ use vendorgate::store::{Finish, ReserveOutcome, ReserveRequest, Settle, Store};
 use vendorgate::{MoneyState, SqliteStore, Vendor};
 
 #[cfg(feature = "postgres")]
-#[allow(dead_code)]
 #[path = "../tests/common/pg.rs"]
 mod pg;
 

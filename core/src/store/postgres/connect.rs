@@ -8,7 +8,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::ops::Fail;
-use super::PgOptions;
+use super::options::PgOptions;
 use crate::error::StoreError;
 
 /// The URL without its password, for messages.

@@ -13,7 +13,7 @@ use tokio_postgres::AsyncMessage;
 
 use super::connect;
 use super::ops::{self, Res, NOW_MS};
-use super::PgOptions;
+use super::options::PgOptions;
 
 pub(super) type Watchers = Arc<Mutex<Vec<Box<dyn Fn() + Send + Sync>>>>;
 
