@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'credential'
   | 'spend_cap_exceeded'
   | 'duplicate_request'
+  | 'duplicate_action'
   | 'body_too_large'
   | 'vendor_not_configured'
   | 'store_error'
@@ -102,6 +103,8 @@ export interface GatewayConfig {
   maxKeyTtlSecs?: number
   /** How long a store operation waits for another process's lock (default 5000 ms). */
   storeBusyTimeoutMs?: number
+  /** How long a money-moving action is remembered against a repeat (default 600 s; 0: off). */
+  duplicateWindowSecs?: number
   pricing?: PricingSettings
 }
 
@@ -124,6 +127,12 @@ export interface KeySpec {
   metadata?: Record<string, unknown> | null
   /** Stripe connected accounts (`acct_…`) the key may act as via Stripe-Account. */
   stripeAccounts?: string[]
+  /**
+   * How long a money-moving action is remembered: the same action again within it is refused
+   * (`DuplicateRequest`, code `duplicate_action`). Seconds or `"10m"`; `0` turns the guard off;
+   * default: the gateway's `duplicateWindowSecs` (600).
+   */
+  duplicateWindow?: number | string
 }
 
 export interface Policy {
@@ -337,7 +346,7 @@ export declare class SpendCapExceeded extends Denied {
   readonly window: 'run' | 'daily'
 }
 export declare class DuplicateRequest extends Denied {
-  readonly code: 'duplicate_request'
+  readonly code: 'duplicate_request' | 'duplicate_action'
 }
 export declare class BadRequest extends Denied {
   readonly code: 'bad_path' | 'bad_request' | 'cannot_price' | 'body_too_large'

@@ -23,7 +23,7 @@ cargo build -p vendorgate-server
 if command -v pg_config >/dev/null || [ -n "${VENDORGATE_PG_URL:-}" ] || [ "${VENDORGATE_REQUIRE_PG:-}" = 1 ]; then
   step "Rust: the store suite again, on PostgreSQL"
   VENDORGATE_TEST_STORE=postgres cargo test -p vendorgate --features postgres \
-    --test ledger --test audit_query --test pipeline --test catalogue_pipeline --test key_pages
+    --test ledger --test audit_query --test pipeline --test catalogue_pipeline --test key_pages --test duplicates
   VENDORGATE_TEST_STORE=postgres cargo test -p vendorgate-server --test races
 else
   step "SKIP the PostgreSQL suite: no PostgreSQL here (apt-get install postgresql, or set VENDORGATE_PG_URL)"
@@ -47,10 +47,12 @@ step "End to end: vendorgate binary + Node SDKs (stripe, twilio, resend)"
 step "Examples (smoke): Rust runaway agent"
 cargo run -q -p vendorgate-examples --bin runaway-agent | tee "$ROOT/target/example-output.txt"
 grep -q "with the gate (\$500 cap): 5 went through" "$ROOT/target/example-output.txt"
+grep -q "with the gate (duplicate guard): 1 went through" "$ROOT/target/example-output.txt"
 
 step "Offline demo (smoke)"
 "$VENDORGATE_BIN" demo --retries 40 > "$ROOT/target/demo-output.txt"
 grep -q "spend_cap_exceeded" "$ROOT/target/demo-output.txt"
+grep -q "duplicate_action" "$ROOT/target/demo-output.txt"
 
 if [ -x bindings-python/run-tests.sh ]; then
   step "Python binding"

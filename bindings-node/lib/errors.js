@@ -45,7 +45,7 @@ class KeyExpired extends Unauthorized {}
 class EndpointNotAllowed extends Denied {}
 /** Carries `capUsd`, `spentUsd`, `estimateUsd` (decimal strings) and `window` (`run`/`daily`). */
 class SpendCapExceeded extends Denied {}
-/** An Idempotency-Key reused with another request, or still in flight (`duplicate_request`). */
+/** An Idempotency-Key reused with another request, or still in flight (`duplicate_request`); or the same money-moving action again within the key's duplicate window (`duplicate_action`). */
 class DuplicateRequest extends Denied {}
 /** The request cannot be checked or priced safely (`bad_path`, `bad_request`, `cannot_price`, `body_too_large`). */
 class BadRequest extends Denied {}

@@ -90,13 +90,18 @@ function usdText(field, v, what = '') {
 
 /** A TTL in: seconds (a number) or a duration string ("15m"); the core checks the value. */
 function ttlValue(v) {
+  return durationValue('expiresIn', v)
+}
+
+/** Seconds (a number) or a duration string, as the admin API takes it. */
+function durationValue(field, v) {
   if (v === undefined || v === null) return undefined
   if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw rangeError('expiresIn', `must be a whole number of seconds, got ${v}`)
+    if (!Number.isFinite(v)) throw rangeError(field, `must be a whole number of seconds, got ${v}`)
     return v
   }
   if (typeof v === 'string') return v
-  throw typeError('expiresIn', `must be seconds (a number) or a duration string like "15m", got ${typeName(v)}`)
+  throw typeError(field, `must be seconds (a number) or a duration string like "15m", got ${typeName(v)}`)
 }
 
 function toMs(field, v) {
@@ -163,7 +168,7 @@ function keyIdOf(key) {
 }
 
 const VENDORS = ['stripe', 'twilio', 'resend']
-const SPEC_KEYS = ['vendor', 'maxUsd', 'dailyUsdCap', 'allowedEndpoints', 'expiresIn', 'runId', 'metadata', 'stripeAccounts']
+const SPEC_KEYS = ['vendor', 'maxUsd', 'dailyUsdCap', 'allowedEndpoints', 'expiresIn', 'runId', 'metadata', 'stripeAccounts', 'duplicateWindow']
 
 /** An issueKey spec → the admin API's JSON body (`KeySpec::from_json` in the core). */
 function specToJson(spec) {
@@ -188,6 +193,7 @@ function specToJson(spec) {
     out.metadata = spec.metadata
   }
   put('stripe_accounts', stringList('stripeAccounts', spec.stripeAccounts))
+  put('duplicate_window', durationValue('duplicateWindow', spec.duplicateWindow))
   return out
 }
 

@@ -19,6 +19,7 @@ from conftest import PI_FORM
 ALL_REASONS = [  # core/src/error.rs REASONS
     "missing_key", "unknown_key", "key_revoked", "key_expired", "bad_path", "bad_request",
     "endpoint_not_allowed", "cannot_price", "credential", "spend_cap_exceeded", "duplicate_request",
+    "duplicate_action",
     "body_too_large", "vendor_not_configured", "store_error", "upstream_error", "invalid_input",
     "config_error", "not_found", "unauthorized",
 ]

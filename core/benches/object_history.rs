@@ -33,6 +33,7 @@ fn key(store: &dyn Store) {
             daily_usd_cap: None,
             allowed_endpoints: vec![],
             stripe_accounts: vec![],
+            duplicate_window_secs: None,
         },
         run_id: None,
         metadata: serde_json::Value::Null,
@@ -57,6 +58,7 @@ fn call(store: &dyn Store, i: usize) {
             idempotency: None,
             max_usd: Some(CAP),
             daily_usd_cap: None,
+            action: None,
         })
         .unwrap();
     let ReserveOutcome::Reserved { spend_id, .. } = out else {

@@ -174,6 +174,7 @@ mod tests {
                 daily_usd_cap: None,
                 allowed_endpoints: vec!["GET /v1/customers/*".into()],
                 stripe_accounts: vec![],
+                duplicate_window_secs: None,
             },
             run_id: None,
             metadata: serde_json::Value::Null,

@@ -59,6 +59,10 @@ pub struct Policy {
     /// Stripe connected accounts (`Stripe-Account` / `Stripe-Context`) the key may act as.
     #[serde(default)]
     pub stripe_accounts: Vec<String>,
+    /// How long a money-moving action is remembered against a repeat (seconds; 0: off;
+    /// absent: the gateway's `duplicate_window_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_window_secs: Option<i64>,
 }
 
 impl Policy {
@@ -96,7 +100,12 @@ pub struct KeySpec {
     pub run_id: Option<String>,
     pub metadata: Value,
     pub stripe_accounts: Vec<String>,
+    /// Seconds; 0 turns the duplicate-action guard off; `None`: the gateway's default.
+    pub duplicate_window_secs: Option<i64>,
 }
+
+/// The longest duplicate window a key may have (a day: a guard, not a ledger).
+pub const MAX_DUPLICATE_WINDOW_SECS: i64 = 86_400;
 
 impl KeySpec {
     pub fn new(vendor: Vendor) -> Self {
@@ -109,6 +118,7 @@ impl KeySpec {
             run_id: None,
             metadata: Value::Null,
             stripe_accounts: vec![],
+            duplicate_window_secs: None,
         }
     }
 
@@ -154,6 +164,14 @@ impl KeySpec {
                 ));
             }
         }
+        if let Some(w) = self.duplicate_window_secs {
+            if !(0..=MAX_DUPLICATE_WINDOW_SECS).contains(&w) {
+                return Err(Error::invalid(
+                    "duplicate_window",
+                    format!("must be between 0 (off) and {MAX_DUPLICATE_WINDOW_SECS} seconds"),
+                ));
+            }
+        }
         if !self.stripe_accounts.is_empty() && self.vendor != Vendor::Stripe {
             return Err(Error::invalid(
                 "stripe_accounts",
@@ -168,7 +186,7 @@ impl KeySpec {
         let obj = v
             .as_object()
             .ok_or_else(|| Error::invalid("body", "must be a JSON object"))?;
-        const KNOWN: [&str; 8] = [
+        const KNOWN: [&str; 9] = [
             "vendor",
             "daily_usd_cap",
             "max_usd",
@@ -177,6 +195,7 @@ impl KeySpec {
             "run_id",
             "metadata",
             "stripe_accounts",
+            "duplicate_window",
         ];
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::invalid(
@@ -218,6 +237,10 @@ impl KeySpec {
             Some(_) => return Err(Error::invalid("run_id", "must be a string")),
         };
         spec.metadata = obj.get("metadata").cloned().unwrap_or(Value::Null);
+        spec.duplicate_window_secs = match obj.get("duplicate_window") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_duration("duplicate_window", v)?),
+        };
         Ok(spec)
     }
 }
@@ -253,9 +276,14 @@ fn string_list(v: Option<&Value>, field: &str) -> Result<Vec<String>> {
 
 /// A TTL: whole seconds as a number, or a string like "90", "30s", "15m", "2h", "7d".
 pub fn parse_ttl(v: &Value) -> Result<i64> {
+    parse_duration("expires_in", v)
+}
+
+/// Whole seconds as a number, or a string like "90", "30s", "15m", "2h", "7d".
+pub fn parse_duration(field: &str, v: &Value) -> Result<i64> {
     let err = || {
         Error::invalid(
-            "expires_in",
+            field,
             "must be seconds (a whole number) or a duration like \"30s\", \"15m\", \"2h\", \"7d\"",
         )
     };
@@ -332,7 +360,8 @@ mod tests {
                         max_usd: None,
                         daily_usd_cap: None,
                         allowed_endpoints: vec![],
-                        stripe_accounts: vec![]
+                        stripe_accounts: vec![],
+                        duplicate_window_secs: None
                     },
                     run_id: None,
                     metadata: Value::Null,

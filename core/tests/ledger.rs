@@ -20,6 +20,7 @@ fn add_key(store: &dyn Store, id: &str, max: Option<i64>, daily: Option<i64>) {
             daily_usd_cap: daily,
             allowed_endpoints: vec![],
             stripe_accounts: vec![],
+            duplicate_window_secs: None,
         },
         run_id: None,
         metadata: serde_json::Value::Null,
@@ -48,6 +49,7 @@ fn reserve_req(
         idempotency: None,
         max_usd: max,
         daily_usd_cap: daily,
+        action: None,
     }
 }
 
@@ -451,7 +453,7 @@ fn upgrading_a_version_1_database_backfills_the_running_totals() {
     }
     // Turn the file back into a version-1 database (no totals table, no triggers).
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TRIGGER spends_totals_insert; DROP TRIGGER spends_totals_update; DROP TRIGGER spends_totals_delete; DROP TABLE spend_totals; ALTER TABLE audit DROP COLUMN journal_ref; PRAGMA user_version = 1;").unwrap();
+    conn.execute_batch("DROP TRIGGER spends_totals_insert; DROP TRIGGER spends_totals_update; DROP TRIGGER spends_totals_delete; DROP TABLE spend_totals; ALTER TABLE audit DROP COLUMN journal_ref; DROP INDEX spends_action; ALTER TABLE spends DROP COLUMN action_fp; PRAGMA user_version = 1;").unwrap();
     drop(conn);
     let store = SqliteStore::open(&db).unwrap();
     assert_eq!(store.totals("k", DAY).unwrap(), (300, 300));

@@ -20,6 +20,7 @@ fn key(id: &str) -> KeyRecord {
             daily_usd_cap: None,
             allowed_endpoints: vec![],
             stripe_accounts: vec![],
+            duplicate_window_secs: None,
         },
         run_id: None,
         metadata: serde_json::Value::Null,

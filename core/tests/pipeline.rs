@@ -40,6 +40,8 @@ async fn stripe_key(gw: &Gateway, max_usd: i64, allowed: &[&str]) -> (String, St
     let mut spec = KeySpec::new(Vendor::Stripe);
     spec.max_usd = Some(max_usd);
     spec.allowed_endpoints = allowed.iter().map(|s| s.to_string()).collect();
+    // These tests repeat one call to fill a cap; the duplicate guard has tests of its own.
+    spec.duplicate_window_secs = Some(0);
     let k = gw.issue_key(spec).await.unwrap();
     (k.vault_key, k.record.key_id)
 }
@@ -539,4 +541,86 @@ async fn twilio_sid_rewritten_and_price_reconciled_on_read() {
         (5_000, 0),
         "Twilio's price replaces the estimate"
     );
+}
+
+/// The duplicate-action guard end to end: the same SMS three times within the key's window
+/// reaches the vendor once; the repeats get 409 `duplicate_action` naming the first call;
+/// another text goes through; a key with `duplicate_window` 0 is not guarded.
+#[tokio::test]
+async fn the_same_money_call_again_is_refused_as_a_duplicate() {
+    let (base, up) = start_upstream().await;
+    let gw = gateway(config_for(&base));
+    let twilio_key = |window: Option<i64>| {
+        let mut spec = KeySpec::new(Vendor::Twilio);
+        spec.max_usd = Some(1_000_000);
+        spec.allowed_endpoints = vec!["POST /2010-04-01/Accounts/*/Messages.json".into()];
+        spec.duplicate_window_secs = window;
+        spec
+    };
+    let sms = |vk: &str, body: &str| {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("ACfake00000000000000000000000000:{vk}"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+        );
+        ProxyRequest {
+            vendor: Some(Vendor::Twilio),
+            method: "POST".into(),
+            path: "/2010-04-01/Accounts/ACfake00000000000000000000000000/Messages.json".into(),
+            query: None,
+            vault_key: vendorgate::credentials::vault_key_from(&h),
+            headers: h,
+            body: Bytes::from(body.to_string()),
+        }
+    };
+    let k = gw.issue_key(twilio_key(None)).await.unwrap();
+    let text = "To=%2B14155550100&Body=Your+refund+is+on+its+way";
+    assert_eq!(
+        gw.process(sms(&k.vault_key, text)).await.unwrap().status,
+        201
+    );
+    for _ in 0..2 {
+        // The SDK's per-call additions (a status callback here) do not make it another action.
+        let again = format!("{text}&StatusCallback=https%3A%2F%2Fexample.com%2Fcb");
+        let e = gw.process(sms(&k.vault_key, &again)).await.unwrap_err();
+        assert_eq!(e.error.reason(), "duplicate_action", "{e:?}");
+        assert_eq!(e.error.http_status(), 409);
+        let msg = e.error.to_string();
+        assert!(msg.contains("duplicate_window of 10m"), "{msg}");
+        assert!(
+            e.error.details()["first_call"]["spend_id"].is_i64(),
+            "{msg}"
+        );
+    }
+    assert_eq!(up.hits(), 1, "the repeats never reached the vendor");
+    let other = "To=%2B14155550100&Body=Another+message";
+    assert_eq!(
+        gw.process(sms(&k.vault_key, other)).await.unwrap().status,
+        201
+    );
+    assert_eq!(up.hits(), 2);
+    // The repeats are in the audit log as refusals; only the two sent SMS are counted.
+    let rows = gw.audit(Default::default()).await.unwrap();
+    let refused = rows
+        .iter()
+        .filter(|r| r.decision == "duplicate_action")
+        .count();
+    assert_eq!(refused, 2);
+    let u = gw.key_status(&k.record.key_id).await.unwrap().usage;
+    assert_eq!(u.pending + u.spent, 2 * 8_300);
+
+    let unguarded = gw.issue_key(twilio_key(Some(0))).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            gw.process(sms(&unguarded.vault_key, text))
+                .await
+                .unwrap()
+                .status,
+            201
+        );
+    }
+    assert_eq!(up.hits(), 4);
 }

@@ -2,6 +2,8 @@
 // A runaway agent: a buggy retry loop that keeps charging a customer $25. Its vault key has a
 // $100 cap for the run, so the gateway refuses the 5th charge before Stripe ever sees it — the
 // agent cannot spend a cent more, whatever its loop does. The key is revoked when the run ends.
+// (The key turns the duplicate guard off to show the cap: with the default 10-minute
+// duplicateWindow the 2nd identical charge would already be refused, code duplicate_action.)
 //
 //   node runaway-agent.js          (uses the offline simulator unless STRIPE_SECRET_KEY is set)
 
@@ -21,7 +23,7 @@ async function main() {
     let refused = null
 
     await gw.withRun(
-      { vendor: 'stripe', maxUsd: 100, allowedEndpoints: ['POST /v1/charges'], expiresIn: '10m', runId },
+      { vendor: 'stripe', maxUsd: 100, allowedEndpoints: ['POST /v1/charges'], expiresIn: '10m', runId, duplicateWindow: 0 },
       async (key) => {
         const stripe = gw.client(key) // the agent only ever holds key.vaultKey, never sk_…
         for (let attempt = 1; attempt <= 50; attempt++) {

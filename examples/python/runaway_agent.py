@@ -1,9 +1,10 @@
-"""A billing agent with a retry bug, stopped by its spend cap.
+"""A billing agent with a retry bug, stopped by the gate.
 
 The agent is asked to charge a customer $100 once. It misreads every answer as a failure and
-retries, 200 times. Without a gate that is $20,000 of charges; with vendorgate the run's vault
-key has a $500 cap, so the sixth charge and every one after it is refused before it reaches
-Stripe, and the audit log shows what happened.
+retries, 200 times. Without a gate that is $20,000 of charges; with vendorgate the second
+charge is the same action as the first (only its description differs), so the duplicate guard
+refuses it and every retry after it before they reach Stripe; the run's $500 cap would have
+stopped the sixth. The audit log shows what happened.
 
     python examples/python/runaway_agent.py                 # starts `vendorgate sim` itself
     python examples/python/runaway_agent.py --sim-url URL   # against a running simulator
@@ -38,6 +39,10 @@ def billing_agent(client: vendorgate.Client, attempts: int) -> Counter:
             if outcomes["refused: spend cap"] == 0:
                 print(f"  attempt {attempt}: refused by the gate: {e.message}")
             outcomes["refused: spend cap"] += 1
+        except vendorgate.DuplicateRequest as e:
+            if outcomes["refused: the same charge again"] == 0:
+                print(f"  attempt {attempt}: refused by the gate: {e.message}")
+            outcomes["refused: the same charge again"] += 1
         except vendorgate.Denied as e:
             outcomes[f"refused: {e.code}"] += 1
     return outcomes

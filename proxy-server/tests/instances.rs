@@ -164,7 +164,14 @@ fn usd(v: &Value) -> f64 {
     v.as_str().unwrap().parse().unwrap()
 }
 
-async fn issue(c: &reqwest::Client, base: &str, max_usd: &str) -> (String, String) {
+/// A Stripe key. These scenarios repeat one charge to fill a cap, so the duplicate guard is
+/// off unless `guarded` (its own scenario below).
+async fn issue_key(
+    c: &reqwest::Client,
+    base: &str,
+    max_usd: &str,
+    guarded: bool,
+) -> (String, String) {
     let (status, key) = admin(
         c,
         "POST",
@@ -174,6 +181,7 @@ async fn issue(c: &reqwest::Client, base: &str, max_usd: &str) -> (String, Strin
             "max_usd": max_usd,
             "allowed_endpoints": ["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
             "expires_in": "1h",
+            "duplicate_window": if guarded { "10m" } else { "0" },
         })),
     )
     .await;
@@ -182,6 +190,10 @@ async fn issue(c: &reqwest::Client, base: &str, max_usd: &str) -> (String, Strin
         key["key_id"].as_str().unwrap().to_string(),
         key["vault_key"].as_str().unwrap().to_string(),
     )
+}
+
+async fn issue(c: &reqwest::Client, base: &str, max_usd: &str) -> (String, String) {
+    issue_key(c, base, max_usd, false).await
 }
 
 async fn reset_sim(c: &reqwest::Client, sim: &str) {
@@ -232,6 +244,24 @@ async fn three_instances_on_one_database() {
         let (_, k) = admin(&c, "GET", format!("{}/v1/keys/{key_id}", urls[2]), None).await;
         assert_eq!(usd(&k["total_usd"]), 500.0, "{k}");
     }
+
+    // 1b. The duplicate guard across instances: 60 identical charges at once, spread over the
+    // three, with the default 10-minute window → one reaches the vendor, 59 get 409.
+    reset_sim(&c, &sim.url).await;
+    let (_, vk) = issue_key(&c, &urls[0], "100000", true).await;
+    let calls = (0..60).map(|i| {
+        let (c, base, vk) = (c.clone(), urls[i % 3].clone(), vk.clone());
+        tokio::spawn(async move { charge(&c, &base, &vk, None).await })
+    });
+    let mut statuses = Vec::new();
+    for h in calls {
+        statuses.push(h.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let dup = statuses.iter().filter(|s| **s == 409).count();
+    let vendor = vendor_charges(&c, &sim.url).await;
+    println!("INSTANCES duplicates admitted={ok} refused_409={dup} vendor_saw={vendor}");
+    assert_eq!((ok, dup, vendor), (1, 59, 1), "{statuses:?}");
 
     // 2. A revocation at one instance: the next request at each other instance gets 401,
     //    money call or free call.

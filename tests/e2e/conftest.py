@@ -100,6 +100,10 @@ class Gateway:
         assert status == 201, body
         return body
 
+    def issue_status(self, **spec):
+        status, body, _ = http("POST", f"{self.url}/v1/keys", spec, token=ADMIN_TOKEN)
+        return status, body
+
     def revoke(self, key_id):
         status, body, _ = http("DELETE", f"{self.url}/v1/keys/{key_id}", token=ADMIN_TOKEN)
         assert status == 204, body

@@ -130,7 +130,8 @@ def test_any_method_on_payment_intents_and_invoices_is_priced_free_or_refused(ga
 
 
 def test_topup_is_priced_and_counts_against_the_cap(gateway, seen, stripe_module):
-    key = gateway.issue(vendor="stripe", max_usd="100", allowed_endpoints=["POST /v1/topups"])
+    # The second top-up repeats the first to meet the cap: the duplicate guard is off here.
+    key = gateway.issue(vendor="stripe", max_usd="100", allowed_endpoints=["POST /v1/topups"], duplicate_window=0)
     vk = key["vault_key"]
     tu = stripe_module.Topup.create(amount=6000, currency="usd", description="float", api_key=vk)
     assert tu.object == "topup" and tu.status == "pending" and tu.amount == 6000
@@ -417,7 +418,8 @@ def test_operator_override_prices_an_unknown_operation(override_gateway, seen):
 def test_operator_override_price_counts_against_the_cap_when_the_vendor_accepts(override_gateway, seen):
     """The fixed price is what is reserved: a 2xx keeps it (the gateway cannot read a widget)."""
     gw = override_gateway
-    key = gw.issue(vendor="stripe", max_usd="1", allowed_endpoints=["POST /v1/widgets/*"])
+    # The same widget call three times, to meet the cap: the duplicate guard is off here.
+    key = gw.issue(vendor="stripe", max_usd="1", allowed_endpoints=["POST /v1/widgets/*"], duplicate_window=0)
     h = {"Authorization": f"Bearer {key['vault_key']}", "Content-Type": "application/x-www-form-urlencoded", "X-Sim-Fault": "500"}
     # A 5xx answer proves nothing: the $0.50 stays counted, so the third call is over the cap.
     for _ in range(2):

@@ -104,7 +104,8 @@ def charge(gw, vault_key, amount=10000, extra=None):
 
 
 def test_200_concurrent_100_dollar_charges_against_500_cap(gateway, seen):
-    key = gateway.issue(vendor="stripe", max_usd="500", allowed_endpoints=["POST /v1/payment_intents"], run_id="race")
+    # 200 identical charges race the cap, not the duplicate guard (tests/e2e/test_duplicates.py).
+    key = gateway.issue(vendor="stripe", max_usd="500", allowed_endpoints=["POST /v1/payment_intents"], run_id="race", duplicate_window=0)
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
         results = list(pool.map(lambda _: charge(gateway, key["vault_key"]), range(200)))
     statuses = [r[0] for r in results]

@@ -167,7 +167,7 @@ def test_two_servers_on_one_database_share_the_cap(tmp_path, sim):
     b = start_gateway(tmp_path, sim.url, name="shared")
     try:
         ga, gb = Gateway(a), Gateway(b)
-        key = ga.issue(vendor="stripe", max_usd="500", allowed_endpoints=["POST /v1/payment_intents"])
+        key = ga.issue(vendor="stripe", max_usd="500", allowed_endpoints=["POST /v1/payment_intents"], duplicate_window=0)
         with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
             results = list(pool.map(lambda i: post(ga if i % 2 else gb, key["vault_key"])[0], range(200)))
         assert results.count(200) == 5 and results.count(402) == 195
@@ -285,7 +285,7 @@ def test_disk_full_fails_closed_and_recovers(tmp_path, sim):
     try:
         p = start_gateway(small, sim.url, name="full")
         gw = Gateway(p)
-        key = gw.issue(vendor="stripe", max_usd="1000000", allowed_endpoints=["POST /v1/payment_intents"])
+        key = gw.issue(vendor="stripe", max_usd="1000000", allowed_endpoints=["POST /v1/payment_intents"], duplicate_window=0)
         assert post(gw, key["vault_key"], body=b"amount=100&currency=usd&confirm=true&payment_method=pm_card_visa")[0] == 200
         filler = small / "filler"
         with open(filler, "wb") as f:

@@ -554,17 +554,21 @@ def _whole(x: float, path: str) -> int:
 
 
 def _ttl(expires_in: Any) -> Union[int, str]:
-    if isinstance(expires_in, bool):
-        raise TypeError("expires_in must be seconds (int), a timedelta or a str like '15m'")
-    if isinstance(expires_in, _dt.timedelta):
-        secs = expires_in.total_seconds()
+    return _duration(expires_in, "expires_in")
+
+
+def _duration(value: Any, field: str) -> Union[int, str]:
+    if isinstance(value, bool):
+        raise TypeError(f"{field} must be seconds (int), a timedelta or a str like '15m'")
+    if isinstance(value, _dt.timedelta):
+        secs = value.total_seconds()
         if secs != int(secs):
-            raise ValueError("invalid expires_in: must be whole seconds")
+            raise ValueError(f"invalid {field}: must be whole seconds")
         return int(secs)
-    if isinstance(expires_in, (int, str)):
-        return expires_in
+    if isinstance(value, (int, str)):
+        return value
     raise TypeError(
-        f"expires_in must be seconds (int), a timedelta or a str like '15m', not {type(expires_in).__name__}"
+        f"{field} must be seconds (int), a timedelta or a str like '15m', not {type(value).__name__}"
     )
 
 
@@ -691,6 +695,7 @@ class Gateway:
         run_id: Optional[str] = None,
         metadata: Optional[Mapping[str, Any]] = None,
         stripe_accounts: Iterable[str] = (),
+        duplicate_window: Optional[Union[int, str, _dt.timedelta]] = None,
     ) -> Key:
         """Issue a vault key for ``vendor`` (``"stripe"``, ``"twilio"`` or ``"resend"``).
 
@@ -698,7 +703,10 @@ class Gateway:
         neither may move no money. Amounts: int, Decimal, str or float USD (at most 6
         decimals). ``allowed_endpoints``: ``"METHOD /path"`` or ``"/path"`` patterns, ``*``
         for one segment and ``**`` for the rest; empty allows nothing. ``expires_in``:
-        seconds, a timedelta or ``"15m"``/``"2h"``/``"7d"``. Raises :class:`ValueError`
+        seconds, a timedelta or ``"15m"``/``"2h"``/``"7d"``. ``duplicate_window``: how long
+        a money-moving action is remembered, so the same action again is refused with
+        :class:`DuplicateRequest` (code ``duplicate_action``); ``0`` turns the guard off;
+        default: the gateway's ``duplicate_window_secs`` (600). Raises :class:`ValueError`
         naming the field for bad values, :class:`TypeError` for wrong types.
         """
         if not isinstance(vendor, str):
@@ -728,6 +736,8 @@ class Gateway:
         accounts = _str_list(stripe_accounts, "stripe_accounts")
         if accounts:
             spec["stripe_accounts"] = accounts
+        if duplicate_window is not None:
+            spec["duplicate_window"] = _duration(duplicate_window, "duplicate_window")
         try:
             text = self._n.issue_key(_json.dumps(spec))
         except _native.NativeError as e:
@@ -824,6 +834,7 @@ class Gateway:
         run_id: Optional[str] = None,
         metadata: Optional[Mapping[str, Any]] = None,
         stripe_accounts: Iterable[str] = (),
+        duplicate_window: Optional[Union[int, str, _dt.timedelta]] = None,
     ) -> Iterator[Key]:
         """Issue a key for one agent run and revoke it when the block ends, whether it
         succeeded or raised::
@@ -843,6 +854,7 @@ class Gateway:
             run_id=run_id,
             metadata=metadata,
             stripe_accounts=stripe_accounts,
+            duplicate_window=duplicate_window,
         )
         try:
             yield key

@@ -14,7 +14,7 @@ the same one the audit log records and the vendor SDKs see as ``vendorgate_<code
     │   │   (Unauthorized itself: the admin token was refused)
     │   ├── EndpointNotAllowed      403: endpoint_not_allowed, credential
     │   ├── SpendCapExceeded        402: spend_cap_exceeded (cap_usd, spent_usd, estimate_usd)
-    │   ├── DuplicateRequest        409: duplicate_request
+    │   ├── DuplicateRequest        409: duplicate_request, duplicate_action
     │   └── BadRequest              400/413: bad_path, bad_request, cannot_price, body_too_large
     ├── UpstreamError               502/504: the vendor (or the vendorgate server) failed
     ├── StoreError                  503: the gateway's store cannot answer

@@ -326,6 +326,9 @@ pub fn spec_json(spec: &KeySpec) -> Value {
     if !spec.stripe_accounts.is_empty() {
         v["stripe_accounts"] = json!(spec.stripe_accounts);
     }
+    if let Some(w) = spec.duplicate_window_secs {
+        v["duplicate_window"] = json!(w);
+    }
     v
 }
 

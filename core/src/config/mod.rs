@@ -78,6 +78,9 @@ pub struct Config {
     pub max_upstream_requests: usize,
     /// How long a store operation waits for another process's lock before it fails (503).
     pub store_busy_timeout: Duration,
+    /// How long a money-moving action is remembered against a repeat, for keys that do not
+    /// set their own `duplicate_window` (default 10 minutes; zero turns the guard off).
+    pub duplicate_window: Duration,
 }
 
 pub const DEFAULT_STRIPE_URL: &str = "https://api.stripe.com";
@@ -102,6 +105,7 @@ impl Default for Config {
             max_key_ttl: Duration::from_secs(30 * 24 * 3600),
             max_upstream_requests: 64,
             store_busy_timeout: Duration::from_secs(5),
+            duplicate_window: Duration::from_secs(600),
         }
     }
 }

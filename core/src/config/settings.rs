@@ -31,6 +31,7 @@ pub struct Settings {
     pub request_timeout_ms: Option<u64>,
     pub max_key_ttl_secs: Option<u64>,
     pub store_busy_timeout_ms: Option<u64>,
+    pub duplicate_window_secs: Option<u64>,
     pub pricing: Option<PricingSettings>,
 }
 
@@ -102,6 +103,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { key: "request_timeout_ms", unit: "ms", default: "60000", env: "", help: "Time for the vendor's whole answer after sending (unknown if it runs out: kept counted)." },
     SettingDoc { key: "max_key_ttl_secs", unit: "s", default: "2592000", env: "", help: "Longest TTL a key may be issued with (30 days)." },
     SettingDoc { key: "store_busy_timeout_ms", unit: "ms", default: "5000", env: "", help: "How long a store operation waits for another process's lock before 503." },
+    SettingDoc { key: "duplicate_window_secs", unit: "s", default: "600", env: "", help: "How long a key's money-moving action is remembered: the same action again within it is refused with 409 (keys may set their own duplicate_window; 0 turns the guard off)." },
     SettingDoc { key: "pricing.resend_email_usd", unit: "USD", default: "0.0009", env: "", help: "Price per email recipient (to + cc + bcc)." },
     SettingDoc { key: "pricing.twilio_mms_usd", unit: "USD", default: "0.025", env: "", help: "Price per MMS message." },
     SettingDoc { key: "pricing.twilio_call_minute_usd", unit: "USD", default: "0.14", env: "", help: "Price per call minute to a destination not in twilio_call_minute_usd_by_prefix." },
@@ -194,6 +196,18 @@ impl Settings {
         }
         if let Some(ms) = positive("store_busy_timeout_ms", self.store_busy_timeout_ms)? {
             c.store_busy_timeout = Duration::from_millis(ms);
+        }
+        if let Some(s) = self.duplicate_window_secs {
+            if s > crate::keys::MAX_DUPLICATE_WINDOW_SECS as u64 {
+                return Err(Error::invalid(
+                    "duplicate_window_secs",
+                    format!(
+                        "must be at most {} seconds (0 turns the guard off)",
+                        crate::keys::MAX_DUPLICATE_WINDOW_SECS
+                    ),
+                ));
+            }
+            c.duplicate_window = Duration::from_secs(s);
         }
         if let Some(p) = &self.pricing {
             p.apply(c)?;
@@ -467,6 +481,7 @@ mod tests {
             "request_timeout_ms",
             "max_key_ttl_secs",
             "store_busy_timeout_ms",
+            "duplicate_window_secs",
             "pricing.resend_email_usd",
             "pricing.twilio_mms_usd",
             "pricing.twilio_call_minute_usd",

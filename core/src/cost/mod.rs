@@ -2,6 +2,7 @@
 //! the cost before forwarding, and reads the answer to say what actually moved. The price
 //! phase's decision (catalogue class, operator override, then the model) is [`price`].
 
+pub mod action;
 mod by_vendor;
 pub mod currency;
 pub mod model;

@@ -2,6 +2,7 @@
 //! and for a priced one what its cost model estimates. Everything that is not known to be
 //! free or priced is refused here, before any money can move.
 
+use super::action;
 use super::model::{Estimate, RequestView};
 use super::prices::Pricing;
 use crate::catalogue::{self, Class};
@@ -15,6 +16,8 @@ pub struct Priced {
     pub estimate: Estimate,
     /// Set when an operator override decided the price; shown in the audit row.
     pub note: Option<String>,
+    /// The fingerprint of the action, for a call that may move money (the duplicate guard).
+    pub action: Option<[u8; 32]>,
 }
 
 /// Price a request as the pipeline does (override, catalogue class, then the model), with a
@@ -64,9 +67,11 @@ pub fn price(pricing: &Pricing, vendor: Vendor, req: &RequestView<'_>) -> Result
                 ),
             ),
         };
+        let action = (estimate != Estimate::Free).then(|| action::fingerprint(vendor, None, req));
         return Ok(Priced {
             estimate,
             note: Some(note),
+            action,
         });
     }
     let Some(op) = op else {
@@ -95,9 +100,15 @@ pub fn price(pricing: &Pricing, vendor: Vendor, req: &RequestView<'_>) -> Result
             })
         }
     };
+    let action = match (&op.class, &estimate) {
+        (_, Estimate::Free) => None,
+        (Class::Priced(model), _) => Some(action::fingerprint(vendor, Some(model), req)),
+        _ => None,
+    };
     Ok(Priced {
         estimate,
         note: None,
+        action,
     })
 }
 

@@ -103,7 +103,7 @@ impl ErrorClass {
             "unauthorized" => ErrorClass::Unauthorized,
             "endpoint_not_allowed" | "credential" => ErrorClass::EndpointNotAllowed,
             "spend_cap_exceeded" => ErrorClass::SpendCapExceeded,
-            "duplicate_request" => ErrorClass::DuplicateRequest,
+            "duplicate_request" | "duplicate_action" => ErrorClass::DuplicateRequest,
             "bad_path" | "bad_request" | "cannot_price" | "body_too_large" => {
                 ErrorClass::BadRequest
             }
@@ -145,7 +145,9 @@ impl Error {
                 ErrorClass::EndpointNotAllowed
             }
             Error::SpendCapExceeded { .. } => ErrorClass::SpendCapExceeded,
-            Error::DuplicateRequest(_) => ErrorClass::DuplicateRequest,
+            Error::DuplicateRequest(_) | Error::DuplicateAction { .. } => {
+                ErrorClass::DuplicateRequest
+            }
             Error::VendorNotConfigured(_) | Error::Config(_) => ErrorClass::ConfigError,
             Error::Store(_) => ErrorClass::StoreError,
             Error::Upstream { .. } => ErrorClass::UpstreamError,
@@ -200,6 +202,12 @@ mod tests {
                 spent_micros: 1,
             },
             Error::DuplicateRequest("x".into()),
+            Error::DuplicateAction {
+                operation: "POST /v1/refunds".into(),
+                first_spend: 1,
+                first_time: "x".into(),
+                window: "10m".into(),
+            },
             Error::BodyTooLarge { size: 2, limit: 1 },
             Error::VendorNotConfigured(Vendor::Stripe),
             Error::Store(StoreError::Task("x".into())),

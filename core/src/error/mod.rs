@@ -67,6 +67,15 @@ pub enum Error {
     #[error("{0}")]
     DuplicateRequest(String),
 
+    /// The key already forwarded the same money-moving action within its duplicate window.
+    #[error("this repeats a call this key made at {first_time} (spend {first_spend}): the same {operation} within the key's duplicate_window of {window}; if the repeat is meant, wait for the window to pass or issue a key with a shorter duplicate_window (0 turns the guard off); to retry the first call, send it again with its own Idempotency-Key")]
+    DuplicateAction {
+        operation: String,
+        first_spend: i64,
+        first_time: String,
+        window: String,
+    },
+
     #[error("request body is {size} bytes, over the gateway's limit of {limit} bytes")]
     BodyTooLarge { size: usize, limit: usize },
 
@@ -103,7 +112,7 @@ pub enum Error {
 }
 
 /// Every reason code the gateway can answer with (see [`Error::reason`]).
-pub const REASONS: [&str; 19] = [
+pub const REASONS: [&str; 20] = [
     "missing_key",
     "unknown_key",
     "key_revoked",
@@ -115,6 +124,7 @@ pub const REASONS: [&str; 19] = [
     "credential",
     "spend_cap_exceeded",
     "duplicate_request",
+    "duplicate_action",
     "body_too_large",
     "vendor_not_configured",
     "store_error",
@@ -196,7 +206,7 @@ impl Error {
             Error::InvalidInput { .. } | Error::Config(_) => 400,
             Error::EndpointNotAllowed { .. } | Error::Credential { .. } => 403,
             Error::SpendCapExceeded { .. } => 402,
-            Error::DuplicateRequest(_) => 409,
+            Error::DuplicateRequest(_) | Error::DuplicateAction { .. } => 409,
             Error::BodyTooLarge { .. } => 413,
             Error::VendorNotConfigured(_) | Error::Store(_) => 503,
             Error::Upstream { kind, .. } => match kind {
@@ -220,6 +230,7 @@ impl Error {
             Error::Credential { .. } => "credential",
             Error::SpendCapExceeded { .. } => "spend_cap_exceeded",
             Error::DuplicateRequest(_) => "duplicate_request",
+            Error::DuplicateAction { .. } => "duplicate_action",
             Error::BodyTooLarge { .. } => "body_too_large",
             Error::VendorNotConfigured(_) => "vendor_not_configured",
             Error::Store(_) => "store_error",
@@ -255,6 +266,14 @@ impl Error {
         }
         if let Error::InvalidInput { field, .. } = self {
             d["field"] = serde_json::json!(field);
+        }
+        if let Error::DuplicateAction {
+            first_spend,
+            first_time,
+            ..
+        } = self
+        {
+            d["first_call"] = serde_json::json!({"spend_id": first_spend, "time": first_time});
         }
         d
     }

@@ -70,6 +70,7 @@ impl Gateway {
                 daily_usd_cap: spec.daily_usd_cap,
                 allowed_endpoints: spec.allowed_endpoints,
                 stripe_accounts: spec.stripe_accounts,
+                duplicate_window_secs: spec.duplicate_window_secs,
             },
             run_id: spec.run_id,
             metadata: spec.metadata,

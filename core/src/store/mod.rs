@@ -50,6 +50,16 @@ pub struct ReserveRequest {
     pub idempotency: Option<(String, [u8; 32])>,
     pub max_usd: Option<i64>,
     pub daily_usd_cap: Option<i64>,
+    /// The duplicate-action guard: refuse if the key has a call with this action's
+    /// fingerprint created at or after `since_ms` that did not end in "nothing moved".
+    pub action: Option<ActionGuard>,
+}
+
+/// The duplicate-action guard's part of a reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionGuard {
+    pub fingerprint: [u8; 32],
+    pub since_ms: i64,
 }
 
 impl ReserveRequest {
@@ -75,6 +85,9 @@ pub enum ReserveOutcome {
     KeyExpired,
     /// The idempotency key was used with a different request.
     Conflict,
+    /// The same action (see [`ActionGuard`]) was already forwarded within the window: the
+    /// first such call's spend and when it was reserved.
+    Duplicate { spend_id: i64, at_ms: i64 },
     /// The call would cross a cap.
     OverCap {
         window: CapWindow,

@@ -136,6 +136,11 @@ DROP INDEX IF EXISTS keys_run;
 DROP INDEX IF EXISTS spends_object;
 CREATE INDEX spends_object ON spends(key_id, object_id) WHERE object_id IS NOT NULL AND state NOT IN ('none', 'superseded');
 "#,
+    // 7: the duplicate-action guard: each money call's action fingerprint, found by key.
+    r#"
+ALTER TABLE spends ADD COLUMN action_fp BLOB;
+CREATE INDEX spends_action ON spends(key_id, action_fp, created_at_ms) WHERE action_fp IS NOT NULL;
+"#,
 ];
 
 /// States whose amounts count against caps.
@@ -491,11 +496,12 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
         Check::Final(outcome) => return Ok(outcome),
         Check::Room { counted, reuse } => (counted, reuse),
     };
+    let action_fp = req.action.as_ref().map(|a| &a.fingerprint[..]);
     let spend_id = match reuse_row {
         Some(id) => {
             exec(tx,
-                "UPDATE spends SET state = 'reserved', day = ?2, estimate = ?3, amount = ?4, object_id = ?5, updated_at_ms = ?6 WHERE spend_id = ?1",
-                params![id, req.day, req.estimate, counted, req.object_id, req.now_ms],
+                "UPDATE spends SET state = 'reserved', day = ?2, estimate = ?3, amount = ?4, object_id = ?5, updated_at_ms = ?6, action_fp = ?7 WHERE spend_id = ?1",
+                params![id, req.day, req.estimate, counted, req.object_id, req.now_ms, action_fp],
             )?;
             id
         }
@@ -505,8 +511,8 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
                 None => (None, None),
             };
             exec(tx,
-                "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, created_at_ms, updated_at_ms) VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                params![req.key_id, req.day, req.estimate, counted, req.object_id, idem, fp, req.now_ms],
+                "INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, created_at_ms, updated_at_ms, action_fp) VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                params![req.key_id, req.day, req.estimate, counted, req.object_id, idem, fp, req.now_ms, action_fp],
             )?;
             tx.last_insert_rowid()
         }
@@ -549,6 +555,18 @@ fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreEr
                 Retry::Reuse => reuse_row = Some(spend_id),
                 Retry::Replay => return Ok(Check::Final(ReserveOutcome::Replay { spend_id })),
             }
+        }
+    }
+    if let Some(a) = &req.action {
+        // In flight counts: two identical calls racing must not both pass.
+        let first: Option<(i64, i64)> = tx
+            .prepare_cached("SELECT spend_id, created_at_ms FROM spends WHERE key_id = ?1 AND action_fp = ?2 AND created_at_ms >= ?3 AND state != 'none' ORDER BY spend_id LIMIT 1")?
+            .query_row(params![req.key_id, &a.fingerprint[..], a.since_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((spend_id, at_ms)) = first {
+            return Ok(Check::Final(ReserveOutcome::Duplicate { spend_id, at_ms }));
         }
     }
     let already: i64 = match &req.object_id {

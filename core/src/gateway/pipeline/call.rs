@@ -25,6 +25,8 @@ pub(crate) struct Call<'r> {
     pub estimate: i64,
     /// The vendor object the estimate was made for, if any.
     pub object_id: Option<String>,
+    /// What the call does, for the duplicate-action guard (money-moving calls only).
+    pub action: Option<[u8; 32]>,
     /// The reservation, once `price` made one.
     pub spend: Option<i64>,
     /// The key's id and caps, once authenticated (for the `Vendorgate-Remaining-Usd` header).
@@ -50,6 +52,7 @@ impl<'r> Call<'r> {
             path: String::new(),
             estimate: 0,
             object_id: None,
+            action: None,
             spend: None,
             key: None,
         }

@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::call::Call;
+use crate::audit::format_time_ms;
 use crate::caches::CachedKey;
 use crate::cost::currency::minor_to_micros;
 use crate::cost::{self, Estimate};
@@ -12,7 +13,7 @@ use crate::error::{AuthFailure, Error, Result};
 use crate::gateway::shared::utc_day;
 use crate::gateway::shared::Shared;
 use crate::money::format_usd;
-use crate::store::{ReserveOutcome, ReserveRequest};
+use crate::store::{ActionGuard, ReserveOutcome, ReserveRequest};
 
 pub(super) async fn price(s: &Shared, key: &CachedKey, call: &mut Call<'_>) -> Result<()> {
     let Some(estimate) = estimate(s, key, call).await? else {
@@ -30,6 +31,7 @@ async fn estimate(s: &Shared, key: &CachedKey, call: &mut Call<'_>) -> Result<Op
     if let Some(note) = priced.note {
         call.audit.message = Some(note);
     }
+    call.action = priced.action;
     match priced.estimate {
         Estimate::Free => Ok(None),
         Estimate::Priced { micros, object_id } => {
@@ -77,6 +79,9 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
     let key_id = &key.record.key_id;
     let policy = &key.record.policy;
     let now = s.now_ms();
+    let window_secs = policy
+        .duplicate_window_secs
+        .unwrap_or(s.config.duplicate_window.as_secs() as i64);
     let reserve = ReserveRequest {
         key_id: key_id.clone(),
         day: utc_day(now),
@@ -89,6 +94,13 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
         }),
         max_usd: policy.max_usd,
         daily_usd_cap: policy.daily_usd_cap,
+        action: call
+            .action
+            .filter(|_| window_secs > 0)
+            .map(|fingerprint| ActionGuard {
+                fingerprint,
+                since_ms: now - window_secs * 1000,
+            }),
     };
     // A key refused for its cap a moment ago (a runaway agent's retries) is checked on a read
     // first, without the write lock; other calls skip that read (it cost ~8 % of money-call
@@ -116,6 +128,16 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
         ReserveOutcome::InFlight => Err(Error::DuplicateRequest(
             "a request with this Idempotency-Key is still in flight; wait for its answer".into(),
         )),
+        ReserveOutcome::Duplicate { spend_id, at_ms } => Err(Error::DuplicateAction {
+            operation: format!("{} {}", call.method, call.path),
+            first_spend: spend_id,
+            first_time: format_time_ms(at_ms),
+            window: if window_secs % 60 == 0 {
+                format!("{}m", window_secs / 60)
+            } else {
+                format!("{window_secs}s")
+            },
+        }),
         ReserveOutcome::Conflict => Err(Error::DuplicateRequest(
             "this Idempotency-Key was already used with a different request; use a new key for a new request".into(),
         )),

@@ -159,6 +159,8 @@ pub(super) async fn reserve<C: GenericClient>(
     instance: &str,
 ) -> Res<ReserveOutcome> {
     let idem = req.idempotency.as_ref().map(|(k, _)| k.as_str());
+    let action_fp = req.action.as_ref().map(|a| &a.fingerprint[..]);
+    let since = req.action.as_ref().map_or(i64::MAX, |a| a.since_ms);
     // One round trip for every read: the key's revocation and expiry, its totals, what is
     // already counted for the object, and the call that first used the Idempotency-Key.
     let row = opt(
@@ -168,10 +170,13 @@ pub(super) async fn reserve<C: GenericClient>(
             COALESCE((SELECT SUM(t.amount) FROM spend_totals t WHERE t.key_id = k.key_id AND t.day = $2), 0)::BIGINT,
             COALESCE((SELECT SUM(s.amount) FROM spends s WHERE s.key_id = k.key_id AND s.object_id = $3
                       AND s.state NOT IN ('none', 'superseded')), 0)::BIGINT,
-            i.spend_id, i.idem_fp, i.state
+            i.spend_id, i.idem_fp, i.state, dup.spend_id, dup.created_at_ms
          FROM keys k LEFT JOIN spends i ON i.key_id = k.key_id AND i.idem_key = $4
+         LEFT JOIN LATERAL (SELECT d.spend_id, d.created_at_ms FROM spends d
+             WHERE d.key_id = k.key_id AND d.action_fp = $5 AND d.created_at_ms >= $6 AND d.state <> 'none'
+             ORDER BY d.spend_id LIMIT 1) dup ON true
          WHERE k.key_id = $1",
-        &[&req.key_id, &req.day, &req.object_id, &idem],
+        &[&req.key_id, &req.day, &req.object_id, &idem, &action_fp, &since],
     )
     .await?;
     let Some(row) = row else {
@@ -198,6 +203,13 @@ pub(super) async fn reserve<C: GenericClient>(
             Retry::Reuse => reuse = Some(prior),
         }
     }
+    // In flight counts: two identical calls racing must not both pass.
+    if let Some(spend_id) = row.get::<_, Option<i64>>(8) {
+        return Ok(ReserveOutcome::Duplicate {
+            spend_id,
+            at_ms: row.get(9),
+        });
+    }
     let counted = (req.estimate - already).max(0);
     if let Err(over) = ledger::check_caps(req.caps(), total, today, counted) {
         return Ok(ReserveOutcome::OverCap {
@@ -209,8 +221,8 @@ pub(super) async fn reserve<C: GenericClient>(
     let spend_id = match reuse {
         Some(id) => {
             exec(c,
-                &format!("UPDATE spends SET state = 'reserved', day = $2, estimate = $3, amount = $4, object_id = $5, updated_at_ms = $6, instance_id = $7, reserved_db_ms = {NOW_MS} WHERE spend_id = $1"),
-                &[&id, &req.day, &req.estimate, &counted, &req.object_id, &req.now_ms, &instance],
+                &format!("UPDATE spends SET state = 'reserved', day = $2, estimate = $3, amount = $4, object_id = $5, updated_at_ms = $6, instance_id = $7, reserved_db_ms = {NOW_MS}, action_fp = $8 WHERE spend_id = $1"),
+                &[&id, &req.day, &req.estimate, &counted, &req.object_id, &req.now_ms, &instance, &action_fp],
             )
             .await?;
             id
@@ -218,9 +230,9 @@ pub(super) async fn reserve<C: GenericClient>(
         None => {
             let fp = req.idempotency.as_ref().map(|(_, f)| &f[..]);
             let row = opt(c,
-                &format!("INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, instance_id, reserved_db_ms, created_at_ms, updated_at_ms)
-                 VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, {NOW_MS}, $9, $9) RETURNING spend_id"),
-                &[&req.key_id, &req.day, &req.estimate, &counted, &req.object_id, &idem, &fp, &instance, &req.now_ms],
+                &format!("INSERT INTO spends (key_id, day, state, estimate, amount, object_id, idem_key, idem_fp, instance_id, reserved_db_ms, created_at_ms, updated_at_ms, action_fp)
+                 VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, {NOW_MS}, $9, $9, $10) RETURNING spend_id"),
+                &[&req.key_id, &req.day, &req.estimate, &counted, &req.object_id, &idem, &fp, &instance, &req.now_ms, &action_fp],
             )
             .await?
             .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;

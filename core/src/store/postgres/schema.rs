@@ -35,6 +35,8 @@ CREATE TABLE spends (
     object_id     TEXT,
     idem_key      TEXT,
     idem_fp       BYTEA,
+    -- The duplicate-action guard's fingerprint of what the call does (cost::action).
+    action_fp     BYTEA,
     -- The instance that reserved it: a sweeper turns the reservations of an instance that
     -- stopped heartbeating into 'unknown'.
     instance_id   TEXT,
@@ -52,6 +54,8 @@ CREATE INDEX spends_key ON spends (key_id, state, day);
 CREATE INDEX spends_object ON spends (key_id, object_id)
     WHERE object_id IS NOT NULL AND state NOT IN ('none', 'superseded');
 CREATE INDEX spends_reserved ON spends (instance_id) WHERE state = 'reserved';
+-- The duplicate-action guard: each money call's action fingerprint, found by key.
+CREATE INDEX spends_action ON spends (key_id, action_fp, created_at_ms) WHERE action_fp IS NOT NULL;
 CREATE TABLE objects (
     key_id        TEXT NOT NULL,
     object_id     TEXT NOT NULL,

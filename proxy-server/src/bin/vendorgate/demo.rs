@@ -143,12 +143,14 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
     spec.max_usd = Some(500_000_000);
     spec.allowed_endpoints = vec!["POST /v1/payment_intents".into()];
     spec.run_id = Some("demo-billing".into());
+    // Off for this key, so the scene shows the cap; scene 2 shows the guard.
+    spec.duplicate_window_secs = Some(0);
     let billing = admin.issue_key(spec).await?;
     let billing_auth = format!(
         "Bearer {}",
         billing["vault_key"].as_str().unwrap_or_default()
     );
-    println!("1) billing agent (run demo-billing): Stripe key, max_usd $500, may POST /v1/payment_intents");
+    println!("1) billing agent (run demo-billing): Stripe key, max_usd $500, may POST /v1/payment_intents, duplicate guard off");
     println!(
         "   retries a $100 charge {} times, 20 at a time",
         args.retries
@@ -214,7 +216,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         "Bearer {}",
         support["vault_key"].as_str().unwrap_or_default()
     );
-    println!("2) support agent (run demo-support): Stripe key, max_usd $150, may GET payment intents and POST /v1/refunds");
+    println!("2) support agent (run demo-support): Stripe key, max_usd $150, may GET payment intents and POST /v1/refunds; duplicate_window 10m (the default)");
     let (status, _) = agent
         .send(
             reqwest::Method::GET,
@@ -260,8 +262,9 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
     );
     let mut sent = 0;
     let mut refused: std::collections::BTreeMap<String, usize> = Default::default();
-    for _ in 0..20 {
+    for i in 1..=20 {
         let path = format!("/2010-04-01/Accounts/{}/Messages.json", AGENT_TWILIO_SID);
+        let body = format!("Your order #{i} has shipped!");
         let (status, v) = agent
             .post(
                 &sms_auth,
@@ -269,7 +272,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
                 &[
                     ("To", "+14155550100"),
                     ("From", "+14155550199"),
-                    ("Body", "Your order has shipped!"),
+                    ("Body", &body),
                 ],
             )
             .await;
@@ -282,7 +285,7 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         }
     }
     println!(
-        "   sends 20 SMS to a US number ($0.0083 a segment) → forwarded {sent}, refused {}\n",
+        "   sends 20 order notices to a US number ($0.0083 a segment) → forwarded {sent}, refused {}\n",
         fmt_counts(&refused)
     );
 

@@ -70,6 +70,10 @@ pub struct IssueArgs {
     /// Metadata as a JSON object.
     #[arg(long)]
     metadata: Option<String>,
+    /// Refuse the same money-moving action again within this long (seconds or 90s / 10m;
+    /// 0: off; default: the gateway's duplicate_window_secs).
+    #[arg(long)]
+    duplicate_window: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -142,6 +146,14 @@ pub async fn keys(cmd: KeysCommand) -> Result<(), ServerError> {
                     ))
                 })?;
             spec.run_id = a.run_id;
+            if let Some(w) = &a.duplicate_window {
+                spec.duplicate_window_secs =
+                    Some(vendorgate::keys::parse_ttl_str(w).ok_or_else(|| {
+                        ServerError::Usage(format!(
+                            "--duplicate-window {w:?}: use seconds or 90s / 10m / 1h, 0 for off"
+                        ))
+                    })?);
+            }
             if let Some(m) = a.metadata {
                 spec.metadata = serde_json::from_str(&m)
                     .map_err(|e| ServerError::Usage(format!("--metadata is not JSON: {e}")))?;
