@@ -1,5 +1,7 @@
 -- Money calls spread over many keys (one agent run each): VKS holds the vault keys,
--- separated by spaces; each request takes the next one.
+-- separated by spaces; each request takes the next one, for another customer (a distinct
+-- action: see distinct.lua).
+dofile("bench/distinct.lua")
 local keys = {}
 for k in string.gmatch(os.getenv("VKS") or "none", "%S+") do keys[#keys + 1] = k end
 local i = 0
@@ -9,6 +11,6 @@ request = function()
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/x-www-form-urlencoded",
     ["Authorization"] = "Bearer " .. keys[(i % #keys) + 1],
-  }, body)
+  }, distinct_body(body))
 end
 dofile("bench/result.lua")

@@ -151,8 +151,10 @@ def server(sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
     env = {k: v for k, v in os.environ.items() if not k.startswith("VENDORGATE_")}
     env.update(upstream_env(sim_url))
     env["VENDORGATE_ADMIN_TOKEN"] = ADMIN_TOKEN
+    cfg = d / "vendorgate.toml"
+    cfg.write_text(f"duplicate_window_secs = {UNGUARDED['duplicate_window_secs']}\n")
     p = Proc(
-        ["serve", "--listen", "127.0.0.1:0", "--db", str(d / "server.db")],
+        ["serve", "--listen", "127.0.0.1:0", "--db", str(d / "server.db"), "--config", str(cfg)],
         env,
         "vendorgate listening on",
         d / "server.log",
@@ -161,9 +163,14 @@ def server(sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
     p.stop()
 
 
+# Most tests repeat one call to fill a cap or race it, so their gateways turn the duplicate
+# guard off by default; test_duplicates.py tests the guard with the default and per key.
+UNGUARDED = {"duplicate_window_secs": 0}
+
+
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[vendorgate.Gateway]:
-    gw = vendorgate.Gateway.open(tmp_path / "vg.db")
+    gw = vendorgate.Gateway.open(tmp_path / "vg.db", config=UNGUARDED)
     yield gw
     gw.close()
 

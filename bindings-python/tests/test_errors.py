@@ -59,6 +59,7 @@ def test_every_reason_maps_to_a_specific_class(code: str) -> None:
         "credential": vendorgate.EndpointNotAllowed,
         "spend_cap_exceeded": vendorgate.SpendCapExceeded,
         "duplicate_request": vendorgate.DuplicateRequest,
+        "duplicate_action": vendorgate.DuplicateRequest,
         "bad_path": vendorgate.BadRequest, "bad_request": vendorgate.BadRequest,
         "cannot_price": vendorgate.BadRequest, "body_too_large": vendorgate.BadRequest,
         "upstream_error": vendorgate.UpstreamError, "store_error": vendorgate.StoreError,
@@ -247,3 +248,34 @@ def test_error_repr_and_details(gw: Gateway) -> None:
         gw.client(key).request("GET", "/v1/balance")
     assert "EndpointNotAllowed" in repr(ei.value)
     assert ei.value.details.get("reason") == "endpoint_not_allowed"
+
+
+def test_duplicate_action_by_default_and_per_key(gw: Gateway, tmp_path: Path) -> None:
+    """The same charge twice: the second is refused as a repeat (DuplicateRequest, code
+    duplicate_action), naming the first call; a key may set its own window or turn it off."""
+    # The fixtures' gateways default to no guard, so the key asks for one (both modes).
+    guarded = gw.issue_key("stripe", max_usd=500, allowed_endpoints=["POST /v1/payment_intents"], duplicate_window="10m")
+    c = gw.client(guarded)
+    c.request("POST", "/v1/payment_intents", form={"amount": 1000, **PI_FORM})
+    with pytest.raises(vendorgate.DuplicateRequest) as ei:
+        c.request("POST", "/v1/payment_intents", form={"amount": 1000, **PI_FORM, "description": "again"})
+    assert ei.value.code == "duplicate_action" and ei.value.status == 409
+    assert "duplicate_window of 10m" in ei.value.message
+    assert gw.usage(guarded).spent_usd == Decimal("10")
+    with pytest.raises(vendorgate.InvalidInput) as bad:
+        gw.issue_key("stripe", max_usd=1, duplicate_window="2 weeks")
+    assert bad.value.field == "duplicate_window"
+
+
+def test_the_guard_is_on_by_default(tmp_path: Path, vendor_env: None) -> None:
+    gw = Gateway.open(tmp_path / "default.db")
+    key = gw.issue_key("stripe", max_usd=500, allowed_endpoints=["POST /v1/payment_intents"])
+    c = gw.client(key)
+    c.request("POST", "/v1/payment_intents", form={"amount": 1000, **PI_FORM})
+    with pytest.raises(vendorgate.DuplicateRequest) as ei:
+        c.request("POST", "/v1/payment_intents", form={"amount": 1000, **PI_FORM})
+    assert ei.value.code == "duplicate_action"
+    off = gw.issue_key("stripe", max_usd=500, allowed_endpoints=["POST /v1/payment_intents"], duplicate_window=0)
+    for _ in range(2):
+        gw.client(off).request("POST", "/v1/payment_intents", form={"amount": 1000, **PI_FORM})
+    gw.close()

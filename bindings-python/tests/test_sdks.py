@@ -68,10 +68,17 @@ def test_stripe_sdk(served: Tuple[Gateway, str], sim_url: str) -> None:
     auths = [s.get("authorization") or "" for s in sim_seen(sim_url) if s["vendor"] == "stripe"]
     assert any(SIM_CREDENTIALS["STRIPE_SECRET_KEY"] in a for a in auths)
     assert not any(key.vault_key in a for a in auths)
-    # Over the cap: the SDK raises its own error, carrying the gateway's code.
+    # The same charge again is a repeat: the SDK raises its own error with the gateway's code.
     with pytest.raises(stripe.StripeError) as ei:
         client.v1.payment_intents.create(
             params={"amount": 10000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa"}
+        )
+    # stripe-python leaves .code unset for a 409 (an APIError); the error body carries it.
+    assert ei.value.http_status == 409 and ei.value.json_body["error"]["code"] == "vendorgate_duplicate_action"
+    # Another charge over the cap: the same, with the cap's code.
+    with pytest.raises(stripe.StripeError) as ei:
+        client.v1.payment_intents.create(
+            params={"amount": 9000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa"}
         )
     e = ei.value
     assert e.http_status == 402

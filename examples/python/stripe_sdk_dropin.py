@@ -43,8 +43,11 @@ def main() -> int:
             print(f"retrieved again: {client.v1.payment_intents.retrieve(pi.id).status}")
 
             try:
+                # For another customer: the same charge again would be refused as a repeat
+                # (409 vendorgate_duplicate_action) before the cap is even asked.
                 client.v1.payment_intents.create(params={
                     "amount": 10_000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
+                    "customer": "cus_second",
                 })
                 print("second $100 charge went through: the cap did NOT hold")
                 return 1

@@ -74,7 +74,13 @@ test('stripe-node (host/port, no path prefix): charge, then refusal as a Stripe 
   const stripe = new Stripe(key.vault_key, { host: hostname, port: Number(port), protocol: 'http', maxNetworkRetries: 0 });
   const pi = await stripe.paymentIntents.create({ amount: 2500, currency: 'usd', confirm: true, payment_method: 'pm_card_visa' });
   assert.equal(pi.status, 'succeeded');
+  // The same charge again is a repeat (the duplicate guard), another one is over the cap.
   await assert.rejects(stripe.paymentIntents.create({ amount: 2500, currency: 'usd', confirm: true, payment_method: 'pm_card_visa' }), (e) => {
+    assert.equal(e.statusCode, 409);
+    assert.equal(e.code, 'vendorgate_duplicate_action');
+    return true;
+  });
+  await assert.rejects(stripe.paymentIntents.create({ amount: 2600, currency: 'usd', confirm: true, payment_method: 'pm_card_visa' }), (e) => {
     assert.equal(e.statusCode, 402);
     assert.equal(e.code, 'vendorgate_spend_cap_exceeded');
     return true;
@@ -103,7 +109,10 @@ test('resend-node: email, then refusal in the { error } result', async () => {
   const ok = await resend.emails.send({ from: 'a@example.com', to: 'b@example.com', subject: 's', text: 't' });
   assert.equal(ok.error, null);
   assert.ok(ok.data.id);
-  const refused = await resend.emails.send({ from: 'a@example.com', to: 'b@example.com', subject: 's', text: 't' });
+  const again = await resend.emails.send({ from: 'a@example.com', to: 'b@example.com', subject: 's', text: 't' });
+  assert.equal(again.data, null);
+  assert.equal(again.error.name, 'vendorgate_duplicate_action');
+  const refused = await resend.emails.send({ from: 'a@example.com', to: 'b@example.com', subject: 's', text: 'another' });
   assert.equal(refused.data, null);
   assert.equal(refused.error.name, 'vendorgate_spend_cap_exceeded');
   assertNoVaultKeyUpstream(await seenAuth());

@@ -16,11 +16,15 @@ from conftest import ADMIN_TOKEN, ROOT, Gateway, http, start_gateway
 SHOTS = pathlib.Path(os.environ.get("VENDORGATE_SCREENSHOT_DIR", ROOT / "docs" / "screenshots"))
 
 
+PAYMENTS = iter(range(1, 1_000_000))
+
+
 def pay(gw, vault_key, amount=2500):
+    # Each payment for another customer: a distinct action, not a repeat the duplicate guard refuses.
     return http(
         "POST",
         f"{gw.url}/stripe/v1/payment_intents",
-        f"amount={amount}&currency=usd&confirm=true&payment_method=pm_card_visa".encode(),
+        f"amount={amount}&currency=usd&confirm=true&payment_method=pm_card_visa&customer=cus_{next(PAYMENTS)}".encode(),
         headers={"Authorization": f"Bearer {vault_key}", "Content-Type": "application/x-www-form-urlencoded"},
     )
 
