@@ -1,9 +1,11 @@
 -- Each request a distinct action (its own customer id), so the duplicate-action guard, on by
 -- default, lets every one through: the benchmark measures the money path with the guard's
--- check and index write included. Defines `distinct_body(base)` for the scripts that load it.
+-- check and index write included. Ids are unique per run (the start time) and per thread, as
+-- runs reuse keys. Defines `distinct_body(base)` for the scripts that load it.
 local next_thread = 1
+local started = tostring(os.time()) .. tostring(math.random(1000000))
 function setup(thread)
-  thread:set("thread_id", next_thread)
+  thread:set("thread_id", started .. "_" .. next_thread)
   next_thread = next_thread + 1
 end
 local n = 0

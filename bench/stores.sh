@@ -3,7 +3,9 @@
 # second and p50/p99 for one instance on SQLite, one on PostgreSQL, three on one PostgreSQL
 # (behind an nginx round-robin balancer, as a cluster runs them); then the same single
 # instances again after 1M audit rows and 100k spends were added to the benchmark key's
-# history (the cost of a call must not grow with it).
+# history (the cost of a call must not grow with it). Each call is a distinct action (another
+# customer), so the duplicate-action guard, on by default, passes it; two rows turn the guard
+# off to show what it costs.
 # PostgreSQL runs with its durable defaults (fsync, synchronous_commit on).
 # Needs nginx, wrk and PostgreSQL (apt-get install nginx-light wrk postgresql).
 # Usage: bench/stores.sh [seconds] [connections]. Prints a markdown table.
@@ -81,9 +83,9 @@ serve() { # port db [config]
 serve "${PORTS[0]}" "$WORK/bench.db"
 for p in "${PORTS[@]:1}"; do serve "$p" "$PG/bench" "${PG_CONFIG:-}"; done
 
-key() { # port -> "vault_key key_id"
+key() { # port [duplicate_window] -> "vault_key key_id"; the guard is on (10m) unless given
   curl -s -X POST "http://127.0.0.1:$1/v1/keys" -H "Authorization: Bearer bench-admin" \
-    -d '{"vendor":"stripe","max_usd":"100000000","allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"1d"}' \
+    -d '{"vendor":"stripe","max_usd":"100000000","allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"1d","duplicate_window":"'"${2:-10m}"'"}' \
     | python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["vault_key"], k["key_id"])'
 }
 run() { # label url [script]
@@ -102,6 +104,9 @@ read -r VK_PG ID_PG < <(key "${PORTS[1]}")
 VK=$VK_SQLITE run sqlite-1 "http://127.0.0.1:${PORTS[0]}" | tee -a "$RESULTS"
 VK=$VK_PG run postgres-1 "http://127.0.0.1:${PORTS[1]}" | tee -a "$RESULTS"
 VK=$VK_PG run postgres-3 "http://127.0.0.1:$LB" | tee -a "$RESULTS"
+# The duplicate-action guard's cost: the same calls with the guard off for the key.
+VK=$(key "${PORTS[0]}" 0 | cut -d' ' -f1) run sqlite-1-noguard "http://127.0.0.1:${PORTS[0]}" | tee -a "$RESULTS"
+VK=$(key "${PORTS[1]}" 0 | cut -d' ' -f1) run postgres-1-noguard "http://127.0.0.1:${PORTS[1]}" | tee -a "$RESULTS"
 # Many runs at once: the same calls spread over 64 keys.
 VKS=$(keys "${PORTS[0]}" 64) run sqlite-1-keys "http://127.0.0.1:${PORTS[0]}" post_keys.lua | tee -a "$RESULTS"
 VKS_PG=$(keys "${PORTS[1]}" 64)
@@ -139,6 +144,8 @@ label = {
     "sqlite-1": "1 instance, SQLite",
     "postgres-1": "1 instance, PostgreSQL",
     "postgres-3": "3 instances, one PostgreSQL (nginx round robin)",
+    "sqlite-1-noguard": "1 instance, SQLite, duplicate guard off for the key",
+    "postgres-1-noguard": "1 instance, PostgreSQL, duplicate guard off for the key",
     "sqlite-1-keys": "1 instance, SQLite, calls spread over 64 keys",
     "postgres-1-keys": "1 instance, PostgreSQL, calls spread over 64 keys",
     "postgres-3-keys": "3 instances, one PostgreSQL, calls spread over 64 keys",
