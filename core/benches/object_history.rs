@@ -25,22 +25,11 @@ const TIMED: usize = 300;
 const CAP: i64 = 1_000_000_000_000;
 
 fn key(store: &dyn Store) {
-    let rec = KeyRecord {
-        key_id: "key_history".into(),
-        policy: Policy {
-            vendor: Vendor::Stripe,
-            max_usd: Some(CAP),
-            daily_usd_cap: None,
-            allowed_endpoints: vec![],
-            stripe_accounts: vec![],
-            duplicate_window_secs: None,
-        },
-        run_id: None,
-        metadata: serde_json::Value::Null,
-        created_at_ms: 0,
-        expires_at_ms: i64::MAX,
-        revoked_at_ms: None,
+    let policy = Policy {
+        max_usd: Some(CAP),
+        ..Policy::new(Vendor::Stripe)
     };
+    let rec = KeyRecord::new("key_history", policy);
     store
         .insert_key(&rec, &hash_vault_key("vk_history"))
         .unwrap();

@@ -166,22 +166,11 @@ mod tests {
     use crate::vendors::Vendor;
 
     fn record(id: &str) -> KeyRecord {
-        KeyRecord {
-            key_id: id.into(),
-            policy: Policy {
-                vendor: Vendor::Stripe,
-                max_usd: None,
-                daily_usd_cap: None,
-                allowed_endpoints: vec!["GET /v1/customers/*".into()],
-                stripe_accounts: vec![],
-                duplicate_window_secs: None,
-            },
-            run_id: None,
-            metadata: serde_json::Value::Null,
-            created_at_ms: 0,
-            expires_at_ms: i64::MAX,
-            revoked_at_ms: None,
-        }
+        let policy = Policy {
+            allowed_endpoints: vec!["GET /v1/customers/*".into()],
+            ..Policy::new(Vendor::Stripe)
+        };
+        KeyRecord::new(id, policy)
     }
 
     #[test]

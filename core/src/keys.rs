@@ -66,6 +66,19 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// A policy with no caps (so it moves no money) and nothing allowed: a starting point
+    /// for `Policy { max_usd: …, ..Policy::new(vendor) }`.
+    pub fn new(vendor: Vendor) -> Self {
+        Policy {
+            vendor,
+            max_usd: None,
+            daily_usd_cap: None,
+            allowed_endpoints: vec![],
+            stripe_accounts: vec![],
+            duplicate_window_secs: None,
+        }
+    }
+
     pub fn caps(&self) -> Caps {
         Caps {
             max_usd: self.max_usd,
@@ -321,6 +334,22 @@ pub struct KeyRecord {
     pub revoked_at_ms: Option<i64>,
 }
 
+impl KeyRecord {
+    /// A key record as a store holds it, created at time 0, never expiring, not revoked, in
+    /// no run: for using a store directly (tests, tools); the gateway issues keys itself.
+    pub fn new(key_id: impl Into<String>, policy: Policy) -> Self {
+        KeyRecord {
+            key_id: key_id.into(),
+            policy,
+            run_id: None,
+            metadata: Value::Null,
+            created_at_ms: 0,
+            expires_at_ms: i64::MAX,
+            revoked_at_ms: None,
+        }
+    }
+}
+
 /// What `issue_key` returns: the only time the vault key is shown.
 #[derive(Clone)]
 pub struct IssuedKey {
@@ -353,22 +382,7 @@ mod tests {
             "{:?}",
             IssuedKey {
                 vault_key: a.clone(),
-                record: KeyRecord {
-                    key_id: "k".into(),
-                    policy: Policy {
-                        vendor: Vendor::Stripe,
-                        max_usd: None,
-                        daily_usd_cap: None,
-                        allowed_endpoints: vec![],
-                        stripe_accounts: vec![],
-                        duplicate_window_secs: None
-                    },
-                    run_id: None,
-                    metadata: Value::Null,
-                    created_at_ms: 0,
-                    expires_at_ms: 0,
-                    revoked_at_ms: None
-                }
+                record: KeyRecord::new("k", Policy::new(Vendor::Stripe))
             }
         )
         .contains(&a[3..]));

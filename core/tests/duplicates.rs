@@ -14,22 +14,11 @@ const CAP: i64 = 1_000_000_000_000;
 const WINDOW_MS: i64 = 600_000;
 
 fn add_key(store: &dyn Store, id: &str) {
-    let rec = KeyRecord {
-        key_id: id.into(),
-        policy: Policy {
-            vendor: Vendor::Stripe,
-            max_usd: Some(CAP),
-            daily_usd_cap: None,
-            allowed_endpoints: vec![],
-            stripe_accounts: vec![],
-            duplicate_window_secs: None,
-        },
-        run_id: None,
-        metadata: serde_json::Value::Null,
-        created_at_ms: 0,
-        expires_at_ms: i64::MAX,
-        revoked_at_ms: None,
+    let policy = Policy {
+        max_usd: Some(CAP),
+        ..Policy::new(Vendor::Stripe)
     };
+    let rec = KeyRecord::new(id, policy);
     store
         .insert_key(&rec, &hash_vault_key(&format!("vk_{id}")))
         .unwrap();

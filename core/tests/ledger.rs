@@ -12,22 +12,12 @@ use vendorgate::{CapWindow, MoneyState, SqliteStore, Vendor};
 const DAY: &str = "2026-11-27";
 
 fn add_key(store: &dyn Store, id: &str, max: Option<i64>, daily: Option<i64>) {
-    let rec = KeyRecord {
-        key_id: id.into(),
-        policy: Policy {
-            vendor: Vendor::Stripe,
-            max_usd: max,
-            daily_usd_cap: daily,
-            allowed_endpoints: vec![],
-            stripe_accounts: vec![],
-            duplicate_window_secs: None,
-        },
-        run_id: None,
-        metadata: serde_json::Value::Null,
-        created_at_ms: 0,
-        expires_at_ms: i64::MAX,
-        revoked_at_ms: None,
+    let policy = Policy {
+        max_usd: max,
+        daily_usd_cap: daily,
+        ..Policy::new(Vendor::Stripe)
     };
+    let rec = KeyRecord::new(id, policy);
     store
         .insert_key(&rec, &hash_vault_key(&format!("vk_{id}")))
         .unwrap();

@@ -12,22 +12,11 @@ use vendorgate::store::Store;
 use vendorgate::{PgOptions, PgStore, Revocation, Vendor};
 
 fn key(id: &str) -> KeyRecord {
-    KeyRecord {
-        key_id: id.into(),
-        policy: Policy {
-            vendor: Vendor::Stripe,
-            max_usd: Some(1),
-            daily_usd_cap: None,
-            allowed_endpoints: vec![],
-            stripe_accounts: vec![],
-            duplicate_window_secs: None,
-        },
-        run_id: None,
-        metadata: serde_json::Value::Null,
-        created_at_ms: 0,
-        expires_at_ms: i64::MAX,
-        revoked_at_ms: None,
-    }
+    let policy = Policy {
+        max_usd: Some(1),
+        ..Policy::new(Vendor::Stripe)
+    };
+    KeyRecord::new(id, policy)
 }
 
 #[test]

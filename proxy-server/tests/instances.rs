@@ -133,6 +133,25 @@ async fn charge(c: &reqwest::Client, base: &str, vault_key: &str, fault: Option<
     }
 }
 
+/// `n` identical charges at once, spread round robin over the instances: their statuses.
+async fn charge_all(c: &reqwest::Client, urls: &[String], vault_key: &str, n: usize) -> Vec<u16> {
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let (c, base, vk) = (
+                c.clone(),
+                urls[i % urls.len()].clone(),
+                vault_key.to_string(),
+            );
+            tokio::spawn(async move { charge(&c, &base, &vk, None).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for h in calls {
+        statuses.push(h.await.unwrap());
+    }
+    statuses
+}
+
 async fn read(c: &reqwest::Client, base: &str, vault_key: &str) -> u16 {
     c.get(format!("{base}/stripe/v1/payment_intents/pi_none"))
         .bearer_auth(vault_key)
@@ -224,14 +243,7 @@ async fn three_instances_on_one_database() {
     for trial in 0..3 {
         reset_sim(&c, &sim.url).await;
         let (key_id, vk) = issue(&c, &urls[trial % 3], "500").await;
-        let calls = (0..200).map(|i| {
-            let (c, base, vk) = (c.clone(), urls[i % 3].clone(), vk.clone());
-            tokio::spawn(async move { charge(&c, &base, &vk, None).await })
-        });
-        let mut statuses = Vec::new();
-        for h in calls {
-            statuses.push(h.await.unwrap());
-        }
+        let statuses = charge_all(&c, &urls, &vk, 200).await;
         let ok = statuses.iter().filter(|s| **s == 200).count();
         let capped = statuses.iter().filter(|s| **s == 402).count();
         let vendor = vendor_charges(&c, &sim.url).await;
@@ -249,14 +261,7 @@ async fn three_instances_on_one_database() {
     // three, with the default 10-minute window → one reaches the vendor, 59 get 409.
     reset_sim(&c, &sim.url).await;
     let (_, vk) = issue_key(&c, &urls[0], "100000", true).await;
-    let calls = (0..60).map(|i| {
-        let (c, base, vk) = (c.clone(), urls[i % 3].clone(), vk.clone());
-        tokio::spawn(async move { charge(&c, &base, &vk, None).await })
-    });
-    let mut statuses = Vec::new();
-    for h in calls {
-        statuses.push(h.await.unwrap());
-    }
+    let statuses = charge_all(&c, &urls, &vk, 60).await;
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let dup = statuses.iter().filter(|s| **s == 409).count();
     let vendor = vendor_charges(&c, &sim.url).await;

@@ -181,23 +181,11 @@ mod tests {
     use super::*;
 
     fn form<'a>(method: &'a str, path: &'a str, body: &'a str) -> RequestView<'a> {
-        RequestView {
-            method,
-            path,
-            query: None,
-            content_type: Some("application/x-www-form-urlencoded"),
-            body: body.as_bytes(),
-        }
+        RequestView::form_test(method, path, body)
     }
 
     fn json<'a>(path: &'a str, body: &'a str) -> RequestView<'a> {
-        RequestView {
-            method: "POST",
-            path,
-            query: None,
-            content_type: Some("application/json"),
-            body: body.as_bytes(),
-        }
+        RequestView::json_test(path, body)
     }
 
     fn fp(v: Vendor, model: &str, r: RequestView<'_>) -> [u8; 32] {

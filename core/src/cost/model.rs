@@ -17,7 +17,31 @@ pub struct RequestView<'a> {
     pub body: &'a [u8],
 }
 
-impl RequestView<'_> {
+impl<'a> RequestView<'a> {
+    /// A form-encoded request (the cost models' tests).
+    #[cfg(test)]
+    pub(crate) fn form_test(method: &'a str, path: &'a str, body: &'a str) -> Self {
+        RequestView {
+            method,
+            path,
+            query: None,
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: body.as_bytes(),
+        }
+    }
+
+    /// A JSON `POST` (the cost models' tests).
+    #[cfg(test)]
+    pub(crate) fn json_test(path: &'a str, body: &'a str) -> Self {
+        RequestView {
+            method: "POST",
+            path,
+            query: None,
+            content_type: Some("application/json"),
+            body: body.as_bytes(),
+        }
+    }
+
     pub fn segments(&self) -> Vec<&str> {
         self.path.split('/').skip(1).collect()
     }

@@ -118,13 +118,7 @@ mod tests {
     use crate::cost::PriceOverride;
 
     fn req<'a>(method: &'a str, path: &'a str, body: &'a str) -> RequestView<'a> {
-        RequestView {
-            method,
-            path,
-            query: None,
-            content_type: Some("application/x-www-form-urlencoded"),
-            body: body.as_bytes(),
-        }
+        RequestView::form_test(method, path, body)
     }
 
     #[test]

@@ -157,13 +157,7 @@ mod tests {
     use super::*;
 
     fn req<'a>(path: &'a str, body: &'a str) -> RequestView<'a> {
-        RequestView {
-            method: "POST",
-            path,
-            query: None,
-            content_type: Some("application/json"),
-            body: body.as_bytes(),
-        }
+        RequestView::json_test(path, body)
     }
 
     #[test]

@@ -882,13 +882,7 @@ mod catalogue_models {
     use super::*;
 
     fn req<'a>(method: &'a str, path: &'a str, body: &'a str) -> RequestView<'a> {
-        RequestView {
-            method,
-            path,
-            query: None,
-            content_type: Some("application/x-www-form-urlencoded"),
-            body: body.as_bytes(),
-        }
+        RequestView::form_test(method, path, body)
     }
 
     fn est(path: &str, body: &str) -> Estimate {
