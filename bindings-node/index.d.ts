@@ -141,6 +141,8 @@ export interface Policy {
   dailyUsdCap: Usd | null
   allowedEndpoints: string[]
   stripeAccounts: string[]
+  /** Seconds a money-moving action is remembered against a repeat (0: off); null: the gateway's default. */
+  duplicateWindowSecs: number | null
 }
 
 /** Anything that names a key: the key object, its id (`key_…`) or its vault key (`vk_…`). */

@@ -42,6 +42,7 @@ test('issueKey returns the key, its policy and money as decimal strings', async 
     dailyUsdCap: '20.50',
     allowedEndpoints: ['POST /v1/charges'],
     stripeAccounts: [],
+    duplicateWindowSecs: null,
   })
   const ttl = Date.parse(key.expiresAt) - Date.now()
   assert.ok(ttl > 14 * 60e3 && ttl <= 15 * 60e3, `expiresAt ${key.expiresAt}`)

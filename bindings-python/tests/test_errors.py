@@ -255,6 +255,7 @@ def test_duplicate_action_by_default_and_per_key(gw: Gateway, tmp_path: Path) ->
     duplicate_action), naming the first call; a key may set its own window or turn it off."""
     # The fixtures' gateways default to no guard, so the key asks for one (both modes).
     guarded = gw.issue_key("stripe", max_usd=500, allowed_endpoints=["POST /v1/payment_intents"], duplicate_window="10m")
+    assert guarded.policy.duplicate_window_secs == 600
     c = gw.client(guarded)
     c.request("POST", "/v1/payment_intents", form={"amount": 1000, **PI_FORM})
     with pytest.raises(vendorgate.DuplicateRequest) as ei:

@@ -97,6 +97,8 @@ impl Policy {
             "daily_usd_cap": self.daily_usd_cap.map(format_usd),
             "allowed_endpoints": self.allowed_endpoints,
             "stripe_accounts": self.stripe_accounts,
+            // null: the gateway's duplicate_window_secs applies.
+            "duplicate_window_secs": self.duplicate_window_secs,
         })
     }
 }

@@ -86,6 +86,9 @@ class Policy:
     daily_usd_cap: Optional[Decimal]
     allowed_endpoints: Tuple[str, ...]
     stripe_accounts: Tuple[str, ...] = ()
+    #: Seconds a money-moving action is remembered against a repeat (0: off); None: the
+    #: gateway's default.
+    duplicate_window_secs: Optional[int] = None
 
     @classmethod
     def _from_json(cls, v: Mapping[str, Any]) -> "Policy":
@@ -95,6 +98,7 @@ class Policy:
             daily_usd_cap=usd_out_or_none(v.get("daily_usd_cap")),
             allowed_endpoints=tuple(v.get("allowed_endpoints") or ()),
             stripe_accounts=tuple(v.get("stripe_accounts") or ()),
+            duplicate_window_secs=v.get("duplicate_window_secs"),
         )
 
 
