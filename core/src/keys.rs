@@ -63,6 +63,9 @@ pub struct Policy {
     /// absent: the gateway's `duplicate_window_secs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_window_secs: Option<i64>,
+    /// Budgets the key joined at issue: a call must fit under each of their caps too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<String>,
 }
 
 impl Policy {
@@ -76,6 +79,7 @@ impl Policy {
             allowed_endpoints: vec![],
             stripe_accounts: vec![],
             duplicate_window_secs: None,
+            budgets: vec![],
         }
     }
 
@@ -99,6 +103,7 @@ impl Policy {
             "stripe_accounts": self.stripe_accounts,
             // null: the gateway's duplicate_window_secs applies.
             "duplicate_window_secs": self.duplicate_window_secs,
+            "budgets": self.budgets,
         })
     }
 }
@@ -117,6 +122,8 @@ pub struct KeySpec {
     pub stripe_accounts: Vec<String>,
     /// Seconds; 0 turns the duplicate-action guard off; `None`: the gateway's default.
     pub duplicate_window_secs: Option<i64>,
+    /// Budgets (by name) the key joins; each must exist.
+    pub budgets: Vec<String>,
 }
 
 /// The longest duplicate window a key may have (a day: a guard, not a ledger).
@@ -134,6 +141,7 @@ impl KeySpec {
             metadata: Value::Null,
             stripe_accounts: vec![],
             duplicate_window_secs: None,
+            budgets: vec![],
         }
     }
 
@@ -179,6 +187,10 @@ impl KeySpec {
                 ));
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(b) = self.budgets.iter().find(|b| !seen.insert(b.as_str())) {
+            return Err(Error::invalid("budgets", format!("{b:?} is named twice")));
+        }
         if let Some(w) = self.duplicate_window_secs {
             if !(0..=MAX_DUPLICATE_WINDOW_SECS).contains(&w) {
                 return Err(Error::invalid(
@@ -201,7 +213,7 @@ impl KeySpec {
         let obj = v
             .as_object()
             .ok_or_else(|| Error::invalid("body", "must be a JSON object"))?;
-        const KNOWN: [&str; 9] = [
+        const KNOWN: [&str; 10] = [
             "vendor",
             "daily_usd_cap",
             "max_usd",
@@ -211,6 +223,7 @@ impl KeySpec {
             "metadata",
             "stripe_accounts",
             "duplicate_window",
+            "budgets",
         ];
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::invalid(
@@ -243,6 +256,7 @@ impl KeySpec {
         spec.daily_usd_cap = usd_field(obj.get("daily_usd_cap"), "daily_usd_cap")?;
         spec.allowed_endpoints = string_list(obj.get("allowed_endpoints"), "allowed_endpoints")?;
         spec.stripe_accounts = string_list(obj.get("stripe_accounts"), "stripe_accounts")?;
+        spec.budgets = string_list(obj.get("budgets"), "budgets")?;
         if let Some(e) = obj.get("expires_in") {
             spec.expires_in_secs = parse_ttl(e)?;
         }

@@ -19,6 +19,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/keys", get(list_keys).post(issue_key))
         .route("/v1/keys/{key}", get(show_key).delete(revoke_key))
+        .route("/v1/budgets", get(list_budgets).post(create_budget))
+        .route("/v1/budgets/{name}", get(show_budget))
         .route("/v1/audit", get(audit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -155,6 +157,43 @@ async fn list_keys(
         .list_keys(p.run_id, active, p.limit.unwrap_or(1000).min(10_000))
         .await?;
     Ok(Json(Value::Array(keys.iter().map(|k| k.to_json()).collect())).into_response())
+}
+
+async fn create_budget(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::invalid("body", format!("is not valid JSON: {e}")))?;
+    let budget = vendorgate::store::Budget::from_json(&v, state.gateway.now_ms())?;
+    let created = state.gateway.create_budget(budget).await?;
+    Ok((StatusCode::CREATED, Json(created.to_json())).into_response())
+}
+
+async fn list_budgets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    let all: Vec<Value> = state
+        .gateway
+        .budgets()
+        .await?
+        .iter()
+        .map(|b| b.to_json())
+        .collect();
+    Ok(Json(Value::Array(all)).into_response())
+}
+
+async fn show_budget(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    Ok(Json(state.gateway.budget(&name).await?.to_json()).into_response())
 }
 
 async fn show_key(

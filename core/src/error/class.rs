@@ -200,6 +200,7 @@ mod tests {
                 estimate: "1".into(),
                 cap_micros: 1,
                 spent_micros: 1,
+                budget: None,
             },
             Error::DuplicateRequest("x".into()),
             Error::DuplicateAction {

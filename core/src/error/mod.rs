@@ -54,7 +54,7 @@ pub enum Error {
     #[error("{operation} is never forwarded, whatever the key's allowed_endpoints say: {why}; an agent must not hold a credential that works without the gateway")]
     Credential { operation: String, why: String },
 
-    #[error("spend cap exceeded: this call is estimated at ${estimate} and the key's {window} cap is ${cap} with ${spent} already counted; issue a key with a higher cap or wait for the window to reset")]
+    #[error("spend cap exceeded: this call is estimated at ${estimate} and {} {window} cap is ${cap} with ${spent} already counted; {}", cap_owner(.budget), cap_advice(.budget))]
     SpendCapExceeded {
         window: CapWindow,
         cap: String,
@@ -62,6 +62,8 @@ pub enum Error {
         estimate: String,
         cap_micros: i64,
         spent_micros: i64,
+        /// The budget whose cap refused, or `None` for the key's own.
+        budget: Option<String>,
     },
 
     #[error("{0}")]
@@ -134,6 +136,20 @@ pub const REASONS: [&str; 20] = [
     "not_found",
     "unauthorized",
 ];
+
+fn cap_owner(budget: &Option<String>) -> String {
+    match budget {
+        Some(b) => format!("the budget {b:?}'s"),
+        None => "the key's".into(),
+    }
+}
+
+fn cap_advice(budget: &Option<String>) -> &'static str {
+    match budget {
+        Some(_) => "the budget is shared by every key that joined it; wait for the window to reset or raise the budget's cap",
+        None => "issue a key with a higher cap or wait for the window to reset",
+    }
+}
 
 fn auth_message(f: AuthFailure) -> &'static str {
     match f {
@@ -253,9 +269,13 @@ impl Error {
             cap,
             spent,
             estimate,
+            budget,
             ..
         } = self
         {
+            if let Some(b) = budget {
+                d["budget"] = serde_json::json!(b);
+            }
             d["window"] = serde_json::json!(match window {
                 CapWindow::Run => "run",
                 CapWindow::Daily => "daily",

@@ -60,6 +60,7 @@ impl KeyCursor {
 impl Gateway {
     pub async fn issue_key(&self, spec: KeySpec) -> Result<IssuedKey> {
         spec.validate(self.shared.config.max_key_ttl.as_secs() as i64)?;
+        self.check_budgets_exist(&spec.budgets).await?;
         let now = self.now_ms();
         let vault_key = new_vault_key();
         let record = KeyRecord {
@@ -71,6 +72,7 @@ impl Gateway {
                 allowed_endpoints: spec.allowed_endpoints,
                 stripe_accounts: spec.stripe_accounts,
                 duplicate_window_secs: spec.duplicate_window_secs,
+                budgets: spec.budgets,
             },
             run_id: spec.run_id,
             metadata: spec.metadata,

@@ -14,6 +14,7 @@ use crate::upstream;
 use shared::Shared;
 
 mod admin;
+mod budgets;
 mod pipeline;
 mod request;
 mod shared;

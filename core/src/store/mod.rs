@@ -88,12 +88,39 @@ pub enum ReserveOutcome {
     /// The same action (see [`ActionGuard`]) was already forwarded within the window: the
     /// first such call's spend and when it was reserved.
     Duplicate { spend_id: i64, at_ms: i64 },
-    /// The call would cross a cap.
+    /// The call would cross a cap: the key's own (`budget: None`) or a budget's.
     OverCap {
         window: CapWindow,
         cap: i64,
         spent: i64,
+        budget: Option<String>,
     },
+}
+
+/// Caps shared by every key that joins the budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    pub name: String,
+    pub max_usd: Option<i64>,
+    pub daily_usd_cap: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+impl Budget {
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_usd: self.max_usd,
+            daily_usd_cap: self.daily_usd_cap,
+        }
+    }
+}
+
+/// A budget with what its keys have counted and who they are.
+#[derive(Debug, Clone)]
+pub struct BudgetStatus {
+    pub budget: Budget,
+    pub usage: Usage,
+    pub keys: Vec<String>,
 }
 
 /// Settle one reservation with what the vendor's answer says.
@@ -184,6 +211,12 @@ pub trait Store: Send + Sync + 'static {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
     /// Cheap liveness check for `/healthz`.
     fn ping(&self) -> Result<(), StoreError>;
+    /// Create a budget; `false` (and nothing changed) if one with its name exists.
+    fn insert_budget(&self, budget: &Budget) -> Result<bool, StoreError>;
+    /// Every budget, by name.
+    fn budgets(&self) -> Result<Vec<Budget>, StoreError>;
+    /// A budget with what its keys have counted (by state, and today) and its member keys.
+    fn budget_status(&self, name: &str, day: &str) -> Result<Option<BudgetStatus>, StoreError>;
 
     /// How long a key row read from this store may be trusted for calls that move no money
     /// (money calls re-read the key inside the reservation whatever this says). SQLite: a

@@ -13,11 +13,14 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use super::journal::{self, Journal};
 use super::rows::{exec, insert_audit, one};
 use super::writer::Writer;
-use super::{AuditQuery, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest, Store, Usage};
+use super::{
+    AuditQuery, Budget, BudgetStatus, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest,
+    Store, Usage,
+};
 use crate::audit::AuditRow;
 use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord, Policy};
-use crate::ledger::{self, MoneyState, Remembered, Retry};
+use crate::ledger::{self, Caps, MoneyState, Remembered, Retry};
 
 /// WAL size (pages) past which the checkpoint thread rewinds it (about 16 MiB).
 const WAL_RESTART_FRAMES: i64 = 4_000;
@@ -140,6 +143,47 @@ CREATE INDEX spends_object ON spends(key_id, object_id) WHERE object_id IS NOT N
     r#"
 ALTER TABLE spends ADD COLUMN action_fp BLOB;
 CREATE INDEX spends_action ON spends(key_id, action_fp, created_at_ms) WHERE action_fp IS NOT NULL;
+"#,
+    // 8: budgets shared by many keys. A key joins its budgets at issue (`key_budgets`);
+    // `budget_totals` is kept by the same triggers' rule as `spend_totals`, for every budget
+    // of the spend's key, so a reservation checks a budget's caps on two reads.
+    r#"
+CREATE TABLE budgets (
+    name          TEXT PRIMARY KEY,
+    max_usd       INTEGER,
+    daily_usd_cap INTEGER,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE key_budgets (
+    key_id TEXT NOT NULL REFERENCES keys(key_id),
+    budget TEXT NOT NULL REFERENCES budgets(name),
+    PRIMARY KEY (key_id, budget)
+);
+CREATE INDEX key_budgets_budget ON key_budgets(budget, key_id);
+CREATE TABLE budget_totals (
+    budget TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    PRIMARY KEY (budget, day)
+);
+CREATE TRIGGER spends_budgets_insert AFTER INSERT ON spends WHEN NEW.state NOT IN ('none', 'superseded') BEGIN
+    INSERT INTO budget_totals (budget, day, amount)
+        SELECT budget, NEW.day, NEW.amount FROM key_budgets WHERE key_id = NEW.key_id
+        ON CONFLICT (budget, day) DO UPDATE SET amount = amount + excluded.amount;
+END;
+CREATE TRIGGER spends_budgets_update AFTER UPDATE OF state, amount, day, key_id ON spends BEGIN
+    UPDATE budget_totals SET amount = amount - OLD.amount
+        WHERE OLD.state NOT IN ('none', 'superseded') AND day = OLD.day
+          AND budget IN (SELECT budget FROM key_budgets WHERE key_id = OLD.key_id);
+    INSERT INTO budget_totals (budget, day, amount)
+        SELECT budget, NEW.day, NEW.amount FROM key_budgets
+        WHERE key_id = NEW.key_id AND NEW.state NOT IN ('none', 'superseded')
+        ON CONFLICT (budget, day) DO UPDATE SET amount = amount + excluded.amount;
+END;
+CREATE TRIGGER spends_budgets_delete AFTER DELETE ON spends WHEN OLD.state NOT IN ('none', 'superseded') BEGIN
+    UPDATE budget_totals SET amount = amount - OLD.amount
+        WHERE day = OLD.day AND budget IN (SELECT budget FROM key_budgets WHERE key_id = OLD.key_id);
+END;
 "#,
 ];
 
@@ -464,6 +508,35 @@ fn set_object_position(
     Ok(())
 }
 
+fn budget_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Budget> {
+    Ok(Budget {
+        name: r.get(0)?,
+        max_usd: r.get(1)?,
+        daily_usd_cap: r.get(2)?,
+        created_at_ms: r.get(3)?,
+    })
+}
+
+/// Usage from `(state, amount, amount today)` sums of counted spends.
+pub(super) fn usage_of(rows: Vec<(String, i64, i64)>) -> Result<Usage, StoreError> {
+    let mut u = Usage::default();
+    for (state, amount, today) in rows {
+        match MoneyState::parse(&state) {
+            Some(MoneyState::Moved | MoneyState::Committed) => u.spent += amount,
+            Some(MoneyState::Pending | MoneyState::Unknown) => u.pending += amount,
+            Some(MoneyState::Reserved) => u.reserved += amount,
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown spend state {state:?}"
+                )))
+            }
+        }
+        u.total += amount;
+        u.today += today;
+    }
+    Ok(u)
+}
+
 fn key_by_hash_on(conn: &Connection, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
     let row = conn
         .prepare_cached(&format!("SELECT {KEY_COLS} FROM keys WHERE key_hash = ?1"))?
@@ -480,7 +553,52 @@ fn insert_key_on(conn: &Connection, record: &KeyRecord, hash: &KeyHash) -> Resul
         "INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![record.key_id, &hash[..], record.policy.vendor.as_str(), policy, record.run_id, metadata, record.created_at_ms, record.expires_at_ms],
     )?;
+    for b in &record.policy.budgets {
+        exec(
+            conn,
+            "INSERT INTO key_budgets (key_id, budget) VALUES (?1, ?2)",
+            params![record.key_id, b],
+        )?;
+    }
     Ok(())
+}
+
+/// Each budget of the key that `counted` more µUSD would cross: the first, by name.
+fn over_budget(
+    conn: &Connection,
+    key_id: &str,
+    day: &str,
+    counted: i64,
+) -> rusqlite::Result<Option<ReserveOutcome>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.name, b.max_usd, b.daily_usd_cap,
+                COALESCE((SELECT SUM(amount) FROM budget_totals t WHERE t.budget = b.name), 0),
+                COALESCE((SELECT amount FROM budget_totals t WHERE t.budget = b.name AND t.day = ?2), 0)
+         FROM key_budgets kb JOIN budgets b ON b.name = kb.budget WHERE kb.key_id = ?1 ORDER BY b.name",
+    )?;
+    let rows = stmt.query_map(params![key_id, day], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Caps {
+                max_usd: r.get(1)?,
+                daily_usd_cap: r.get(2)?,
+            },
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (name, caps, total, today) = row?;
+        if let Err(over) = ledger::check_caps(caps, total, today, counted) {
+            return Ok(Some(ReserveOutcome::OverCap {
+                window: over.window,
+                cap: over.cap,
+                spent: over.spent,
+                budget: Some(name),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// One atomic check of every cap window plus the insert (inside the writer's transaction).
@@ -584,7 +702,11 @@ fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreEr
             window: over.window,
             cap: over.cap,
             spent: over.spent,
+            budget: None,
         }));
+    }
+    if let Some(over) = over_budget(tx, &req.key_id, &req.day, counted)? {
+        return Ok(Check::Final(over));
     }
     Ok(Check::Room {
         counted,
@@ -782,7 +904,6 @@ impl Store for SqliteStore {
 
     fn usage(&self, key_id: &str, day: &str) -> Result<Usage, StoreError> {
         let conn = self.reader();
-        let mut u = Usage::default();
         let mut stmt = conn.prepare_cached(&format!("SELECT state, SUM(amount), SUM(CASE WHEN day = ?2 THEN amount ELSE 0 END) FROM spends WHERE key_id = ?1 AND {COUNTED} GROUP BY state"))?;
         let rows = stmt.query_map(params![key_id, day], |r| {
             Ok((
@@ -791,22 +912,60 @@ impl Store for SqliteStore {
                 r.get::<_, i64>(2)?,
             ))
         })?;
-        for row in rows {
-            let (state, amount, today) = row?;
-            match MoneyState::parse(&state) {
-                Some(MoneyState::Moved | MoneyState::Committed) => u.spent += amount,
-                Some(MoneyState::Pending | MoneyState::Unknown) => u.pending += amount,
-                Some(MoneyState::Reserved) => u.reserved += amount,
-                _ => {
-                    return Err(StoreError::Corrupt(format!(
-                        "unknown spend state {state:?}"
-                    )))
-                }
-            }
-            u.total += amount;
-            u.today += today;
-        }
-        Ok(u)
+        usage_of(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn insert_budget(&self, budget: &Budget) -> Result<bool, StoreError> {
+        let b = budget.clone();
+        self.writer.write(move |c| {
+            let n = c.execute(
+                "INSERT INTO budgets (name, max_usd, daily_usd_cap, created_at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+                params![b.name, b.max_usd, b.daily_usd_cap, b.created_at_ms],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], budget_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn budget_status(&self, name: &str, day: &str) -> Result<Option<BudgetStatus>, StoreError> {
+        let conn = self.reader();
+        let Some(budget) = conn
+            .prepare_cached(
+                "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets WHERE name = ?1",
+            )?
+            .query_row(params![name], budget_from_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let keys: Vec<String> = conn
+            .prepare_cached("SELECT key_id FROM key_budgets WHERE budget = ?1 ORDER BY key_id")?
+            .query_map(params![name], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT s.state, SUM(s.amount), SUM(CASE WHEN s.day = ?2 THEN s.amount ELSE 0 END) FROM spends s JOIN key_budgets kb ON kb.key_id = s.key_id WHERE kb.budget = ?1 AND s.{COUNTED} GROUP BY s.state"
+        ))?;
+        let rows = stmt.query_map(params![name, day], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let usage = usage_of(rows.collect::<rusqlite::Result<Vec<_>>>()?)?;
+        Ok(Some(BudgetStatus {
+            budget,
+            usage,
+            keys,
+        }))
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {

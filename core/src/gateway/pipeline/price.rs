@@ -141,7 +141,12 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
         ReserveOutcome::Conflict => Err(Error::DuplicateRequest(
             "this Idempotency-Key was already used with a different request; use a new key for a new request".into(),
         )),
-        ReserveOutcome::OverCap { window, cap, spent } => {
+        ReserveOutcome::OverCap {
+            window,
+            cap,
+            spent,
+            budget,
+        } => {
             s.capped.mark(key_id);
             Err(Error::SpendCapExceeded {
                 window,
@@ -150,6 +155,7 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
                 estimate: format_usd(estimate),
                 cap_micros: cap,
                 spent_micros: spent,
+                budget,
             })
         }
     }

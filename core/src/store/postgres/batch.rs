@@ -3,9 +3,11 @@
 //! [`MAX_BATCH`]), runs them in one transaction and answers each only after COMMIT. So a
 //! batch costs one WAL flush, and no answer is given before its work is durable.
 //!
-//! A batch first locks the `keys` rows of all its jobs in key order (one statement), then
-//! runs the jobs of different keys concurrently on the connection (pipelined) and the jobs
-//! of one key in the order they arrived. A job that fails on its own data is answered with
+//! A batch first locks the `keys` rows of all its jobs in key order, then the rows of their
+//! budgets in name order (two statements sent together), then runs the jobs of different
+//! keys concurrently on the connection (pipelined) and the jobs of one key in the order they
+//! arrived; when any key is in a budget, every job runs in turn (keys of one budget share
+//! its totals). A job that fails on its own data is answered with
 //! its error and the batch runs again without it; any other failure (timeout, lost
 //! connection, deadlock) fails the whole batch, and every caller gets a 503: fail closed.
 //! Jobs of one key always go to the same lane, so lanes rarely wait on each other's locks.
@@ -260,9 +262,11 @@ async fn attempt(
         .map_err(|e| Failed::Batch(e.into()))?;
     let mut lock: Vec<&str> = live.iter().filter_map(|&i| keys[i].as_deref()).collect();
     lock.dedup();
-    if !lock.is_empty() {
-        ops::lock_keys(&tx, &lock).await.map_err(Failed::Batch)?;
-    }
+    let budgets = if lock.is_empty() {
+        false
+    } else {
+        ops::lock_keys(&tx, &lock).await.map_err(Failed::Batch)?
+    };
     // Runs of one key, in arrival order; jobs without a key each run alone.
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for &i in live {
@@ -270,6 +274,11 @@ async fn attempt(
             Some(g) if keys[i].is_some() && keys[g[0]] == keys[i] => g.push(i),
             _ => groups.push(vec![i]),
         }
+    }
+    // Two keys of one budget read and write its totals: their groups must run one after the
+    // other, not interleaved on the wire.
+    if budgets {
+        groups = vec![groups.concat()];
     }
     let tx_ref = &tx;
     let results = join_all(groups.iter().map(|g| async move {

@@ -36,7 +36,10 @@ use tokio::sync::oneshot;
 
 use self::batch::{Job, Lanes, Op, Out};
 use self::instance::Watchers;
-use super::{AuditQuery, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest, Store, Usage};
+use super::{
+    AuditQuery, Budget, BudgetStatus, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest,
+    Store, Usage,
+};
 use crate::audit::AuditRow;
 use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord};
@@ -295,6 +298,20 @@ impl Store for PgStore {
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
         let q = query.clone();
         self.read_sync(move |c| async move { Ok(ops::audit(&c, &q).await?) })
+    }
+
+    fn insert_budget(&self, budget: &Budget) -> Result<bool, StoreError> {
+        let b = budget.clone();
+        self.read_sync(move |c| async move { Ok(ops::insert_budget(&c, &b).await?) })
+    }
+
+    fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
+        self.read_sync(|c| async move { Ok(ops::budgets(&c).await?) })
+    }
+
+    fn budget_status(&self, name: &str, day: &str) -> Result<Option<BudgetStatus>, StoreError> {
+        let (n, d) = (name.to_string(), day.to_string());
+        self.read_sync(move |c| async move { Ok(ops::budget_status(&c, &n, &d).await?) })
     }
 
     fn ping(&self) -> Result<(), StoreError> {

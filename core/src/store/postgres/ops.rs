@@ -13,8 +13,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::super::sqlite::{build_key, KeyRow};
-use super::super::{AuditQuery, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Settle, Usage};
+use super::super::sqlite::{build_key, usage_of, KeyRow};
+use super::super::{
+    AuditQuery, Budget, BudgetStatus, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Settle,
+    Usage,
+};
 use crate::audit::AuditRow;
 use crate::error::StoreError;
 use crate::keys::{KeyHash, KeyRecord};
@@ -126,14 +129,27 @@ fn key_row(r: &Row) -> KeyRow {
 
 /// Lock the `keys` rows of a batch, in key order so two batches never wait on each other in
 /// a circle.
-pub(super) async fn lock_keys<C: GenericClient>(c: &C, keys: &[&str]) -> Res<()> {
-    rows(
-        c,
-        "SELECT key_id FROM keys WHERE key_id = ANY($1) ORDER BY key_id FOR UPDATE",
-        &[&keys],
+/// Lock the keys' rows, then the rows of every budget they joined, each in name order: one
+/// global lock order (keys, then budgets), so batches in different lanes never deadlock, and
+/// a budget's totals are read and written only by the one transaction holding its lock.
+/// Both statements go out together (the server runs them in order). Returns whether any of
+/// the keys is in a budget.
+pub(super) async fn lock_keys<C: GenericClient>(c: &C, keys: &[&str]) -> Res<bool> {
+    let (_, budgets) = futures_util::future::try_join(
+        rows(
+            c,
+            "SELECT key_id FROM keys WHERE key_id = ANY($1) ORDER BY key_id FOR UPDATE",
+            &[&keys],
+        ),
+        rows(
+            c,
+            "SELECT name FROM budgets WHERE name IN (SELECT budget FROM key_budgets WHERE key_id = ANY($1))
+             ORDER BY name FOR UPDATE",
+            &[&keys],
+        ),
     )
     .await?;
-    Ok(())
+    Ok(!budgets.is_empty())
 }
 
 /// The key each settlement belongs to, so its batch can lock it first.
@@ -170,7 +186,12 @@ pub(super) async fn reserve<C: GenericClient>(
             COALESCE((SELECT SUM(t.amount) FROM spend_totals t WHERE t.key_id = k.key_id AND t.day = $2), 0)::BIGINT,
             COALESCE((SELECT SUM(s.amount) FROM spends s WHERE s.key_id = k.key_id AND s.object_id = $3
                       AND s.state NOT IN ('none', 'superseded')), 0)::BIGINT,
-            i.spend_id, i.idem_fp, i.state, dup.spend_id, dup.created_at_ms
+            i.spend_id, i.idem_fp, i.state, dup.spend_id, dup.created_at_ms,
+            (SELECT json_agg(json_build_array(b.name, b.max_usd, b.daily_usd_cap,
+                    COALESCE((SELECT SUM(t.amount) FROM budget_totals t WHERE t.budget = b.name), 0),
+                    COALESCE((SELECT SUM(t.amount) FROM budget_totals t WHERE t.budget = b.name AND t.day = $2), 0))
+                    ORDER BY b.name)::TEXT
+             FROM key_budgets kb JOIN budgets b ON b.name = kb.budget WHERE kb.key_id = k.key_id)
          FROM keys k LEFT JOIN spends i ON i.key_id = k.key_id AND i.idem_key = $4
          LEFT JOIN LATERAL (SELECT d.spend_id, d.created_at_ms FROM spends d
              WHERE d.key_id = k.key_id AND d.action_fp = $5 AND d.created_at_ms >= $6 AND d.state <> 'none'
@@ -216,7 +237,11 @@ pub(super) async fn reserve<C: GenericClient>(
             window: over.window,
             cap: over.cap,
             spent: over.spent,
+            budget: None,
         });
+    }
+    if let Some(over) = over_budget(row.get::<_, Option<&str>>(10), counted)? {
+        return Ok(over);
     }
     let spend_id = match reuse {
         Some(id) => {
@@ -240,6 +265,30 @@ pub(super) async fn reserve<C: GenericClient>(
         }
     };
     Ok(ReserveOutcome::Reserved { spend_id, counted })
+}
+
+/// The first budget (by name) that `counted` more µUSD would cross, from the reservation
+/// read's `[name, max_usd, daily_usd_cap, total, today]` rows (JSON; `None`: no budgets).
+fn over_budget(json: Option<&str>, counted: i64) -> Res<Option<ReserveOutcome>> {
+    let Some(json) = json else { return Ok(None) };
+    type Row = (String, Option<i64>, Option<i64>, i64, i64);
+    let budgets: Vec<Row> = serde_json::from_str(json)
+        .map_err(|e| Fail::from(StoreError::Corrupt(format!("budget totals: {e}"))))?;
+    for (name, max_usd, daily_usd_cap, total, today) in budgets {
+        let caps = ledger::Caps {
+            max_usd,
+            daily_usd_cap,
+        };
+        if let Err(over) = ledger::check_caps(caps, total, today, counted) {
+            return Ok(Some(ReserveOutcome::OverCap {
+                window: over.window,
+                cap: over.cap,
+                spent: over.spent,
+                budget: Some(name),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Rewrite the rows of one vendor object by [`ledger::object_position`] (one statement for
@@ -432,12 +481,85 @@ pub(super) async fn insert_key<C: GenericClient>(c: &C, r: &KeyRecord, hash: &Ke
     let policy =
         serde_json::to_string(&r.policy).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let metadata = (!r.metadata.is_null()).then(|| r.metadata.to_string());
+    // One statement, so the key and its budget memberships exist together or not at all.
     exec(c,
-        "INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&r.key_id, &&hash[..], &r.policy.vendor.as_str(), &policy, &r.run_id, &metadata, &r.created_at_ms, &r.expires_at_ms],
+        "WITH k AS (INSERT INTO keys (key_id, key_hash, vendor, policy, run_id, metadata, created_at_ms, expires_at_ms)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING key_id)
+         INSERT INTO key_budgets (key_id, budget) SELECT k.key_id, b FROM k, unnest($9::TEXT[]) AS b",
+        &[&r.key_id, &&hash[..], &r.policy.vendor.as_str(), &policy, &r.run_id, &metadata, &r.created_at_ms, &r.expires_at_ms, &r.policy.budgets],
     )
     .await?;
     Ok(())
+}
+
+pub(super) async fn insert_budget<C: GenericClient>(c: &C, b: &Budget) -> Res<bool> {
+    let n = exec(c,
+        "INSERT INTO budgets (name, max_usd, daily_usd_cap, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+        &[&b.name, &b.max_usd, &b.daily_usd_cap, &b.created_at_ms],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+fn budget_row(r: &Row) -> Budget {
+    Budget {
+        name: r.get(0),
+        max_usd: r.get(1),
+        daily_usd_cap: r.get(2),
+        created_at_ms: r.get(3),
+    }
+}
+
+pub(super) async fn budgets<C: GenericClient>(c: &C) -> Res<Vec<Budget>> {
+    Ok(rows(
+        c,
+        "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets ORDER BY name",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(budget_row)
+    .collect())
+}
+
+pub(super) async fn budget_status<C: GenericClient>(
+    c: &C,
+    name: &str,
+    day: &str,
+) -> Res<Option<BudgetStatus>> {
+    let Some(b) = opt(
+        c,
+        "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets WHERE name = $1",
+        &[&name],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let keys = rows(
+        c,
+        "SELECT key_id FROM key_budgets WHERE budget = $1 ORDER BY key_id",
+        &[&name],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let sums = rows(c,
+        "SELECT s.state, SUM(s.amount)::BIGINT, SUM(CASE WHEN s.day = $2 THEN s.amount ELSE 0 END)::BIGINT
+         FROM spends s JOIN key_budgets kb ON kb.key_id = s.key_id
+         WHERE kb.budget = $1 AND s.state NOT IN ('none', 'superseded') GROUP BY s.state",
+        &[&name, &day],
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    Ok(Some(BudgetStatus {
+        budget: budget_row(&b),
+        usage: usage_of(sums)?,
+        keys,
+    }))
 }
 
 /// Mark revoked (keeping the first time) and tell listening instances, in one statement: the
@@ -534,25 +656,18 @@ pub(super) async fn recall<C: GenericClient>(
 }
 
 pub(super) async fn usage<C: GenericClient>(c: &C, key_id: &str, day: &str) -> Res<Usage> {
-    let mut u = Usage::default();
     let found = rows(c,
         "SELECT state, SUM(amount)::BIGINT, SUM(CASE WHEN day = $2 THEN amount ELSE 0 END)::BIGINT FROM spends
          WHERE key_id = $1 AND state NOT IN ('none', 'superseded') GROUP BY state",
         &[&key_id, &day],
     )
     .await?;
-    for r in &found {
-        let (state, amount, today): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        match MoneyState::parse(&state) {
-            Some(MoneyState::Moved | MoneyState::Committed) => u.spent += amount,
-            Some(MoneyState::Pending | MoneyState::Unknown) => u.pending += amount,
-            Some(MoneyState::Reserved) => u.reserved += amount,
-            _ => return Err(StoreError::Corrupt(format!("unknown spend state {state:?}")).into()),
-        }
-        u.total += amount;
-        u.today += today;
-    }
-    Ok(u)
+    Ok(usage_of(
+        found
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect(),
+    )?)
 }
 
 pub(super) async fn audit<C: GenericClient>(c: &C, q: &AuditQuery) -> Res<Vec<AuditRow>> {

@@ -117,6 +117,48 @@ CREATE TRIGGER spends_totals_update AFTER UPDATE OF state, amount, day, key_id O
     EXECUTE FUNCTION vendorgate_spend_totals();
 CREATE TRIGGER spends_totals_delete AFTER DELETE ON spends
     FOR EACH ROW EXECUTE FUNCTION vendorgate_spend_totals();
+-- Budgets shared by many keys: a key joins its budgets at issue; the totals follow the
+-- spends of every member key by the same rule as spend_totals.
+CREATE TABLE budgets (
+    name          TEXT PRIMARY KEY,
+    max_usd       BIGINT,
+    daily_usd_cap BIGINT,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE key_budgets (
+    key_id TEXT NOT NULL REFERENCES keys (key_id),
+    budget TEXT NOT NULL REFERENCES budgets (name),
+    PRIMARY KEY (key_id, budget)
+);
+CREATE INDEX key_budgets_budget ON key_budgets (budget, key_id);
+CREATE TABLE budget_totals (
+    budget TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    PRIMARY KEY (budget, day)
+);
+CREATE FUNCTION vendorgate_budget_totals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.state NOT IN ('none', 'superseded') THEN
+        UPDATE budget_totals SET amount = amount - OLD.amount
+            WHERE day = OLD.day AND budget IN (SELECT budget FROM key_budgets WHERE key_id = OLD.key_id);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state NOT IN ('none', 'superseded') THEN
+        INSERT INTO budget_totals (budget, day, amount)
+            SELECT budget, NEW.day, NEW.amount FROM key_budgets WHERE key_id = NEW.key_id
+            ON CONFLICT (budget, day) DO UPDATE SET amount = budget_totals.amount + EXCLUDED.amount;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER spends_budgets_insert AFTER INSERT ON spends
+    FOR EACH ROW EXECUTE FUNCTION vendorgate_budget_totals();
+CREATE TRIGGER spends_budgets_update AFTER UPDATE OF state, amount, day, key_id ON spends
+    FOR EACH ROW WHEN (OLD.amount IS DISTINCT FROM NEW.amount OR OLD.day IS DISTINCT FROM NEW.day
+        OR OLD.key_id IS DISTINCT FROM NEW.key_id
+        OR (OLD.state IN ('none', 'superseded')) IS DISTINCT FROM (NEW.state IN ('none', 'superseded')))
+    EXECUTE FUNCTION vendorgate_budget_totals();
+CREATE TRIGGER spends_budgets_delete AFTER DELETE ON spends
+    FOR EACH ROW EXECUTE FUNCTION vendorgate_budget_totals();
 -- Live instances: each heartbeats with the database's clock.
 CREATE TABLE instances (
     instance_id  TEXT PRIMARY KEY,
