@@ -133,6 +133,29 @@ export interface KeySpec {
    * default: the gateway's `duplicateWindowSecs` (600).
    */
   duplicateWindow?: number | string
+  /** Budgets (by name, see `createBudget`) the key joins: a call must fit under each one's caps too. */
+  budgets?: string[]
+}
+
+export interface BudgetSpec {
+  name: string
+  maxUsd?: UsdInput | null
+  dailyUsdCap?: UsdInput | null
+}
+
+export interface BudgetStatus {
+  name: string
+  maxUsd: Usd | null
+  dailyUsdCap: Usd | null
+  createdAt: string
+  spentUsd: Usd
+  pendingUsd: Usd
+  reservedUsd: Usd
+  todayUsd: Usd
+  totalUsd: Usd
+  remainingUsd: Usd
+  /** Ids of the keys that joined it. */
+  keys: string[]
 }
 
 export interface Policy {
@@ -143,6 +166,8 @@ export interface Policy {
   stripeAccounts: string[]
   /** Seconds a money-moving action is remembered against a repeat (0: off); null: the gateway's default. */
   duplicateWindowSecs: number | null
+  /** Budgets the key joined. */
+  budgets: string[]
 }
 
 /** Anything that names a key: the key object, its id (`key_…`) or its vault key (`vk_…`). */
@@ -293,6 +318,10 @@ export declare class Gateway {
   issueKey(spec: KeySpec): Promise<VaultKey>
   revoke(key: KeyLike): Promise<void>
   usage(key: KeyLike): Promise<KeyUsage>
+  /** A budget many keys share (`issueKey({ budgets: [name] })`); at least one cap. */
+  createBudget(spec: BudgetSpec): Promise<BudgetStatus>
+  budget(name: string): Promise<BudgetStatus>
+  budgets(): Promise<BudgetStatus[]>
   listKeys(options?: ListKeysOptions): Promise<KeyUsage[]>
   audit(options?: AuditOptions): Promise<AuditRow[]>
   /** Issue a key, run `fn`, revoke the key when `fn` settles (resolved or thrown). */

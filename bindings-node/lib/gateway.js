@@ -13,6 +13,7 @@ const {
   nonEmptyString,
   toMs,
   positiveInt,
+  usdText,
   camelize,
   keyRef,
   keyIdOf,
@@ -122,6 +123,31 @@ class Gateway {
   async revoke(key) {
     const ref = keyRef(key)
     await call(this._native.revoke(ref), { keyId: keyIdOf(key) })
+  }
+
+  /**
+   * Create a budget many keys can share (`issueKey({ ..., budgets: [name] })`): a call of any
+   * member key must also fit under its caps. `{ name, maxUsd?, dailyUsdCap? }`, at least one cap.
+   */
+  async createBudget(spec) {
+    const o = options('spec', spec, ['name', 'maxUsd', 'dailyUsdCap'])
+    const body = { name: o.name }
+    const mx = usdText('maxUsd', o.maxUsd)
+    if (mx !== undefined) body.max_usd = mx
+    const dc = usdText('dailyUsdCap', o.dailyUsdCap)
+    if (dc !== undefined) body.daily_usd_cap = dc
+    await call(this._native.createBudget(JSON.stringify(body)))
+    return this.budget(o.name)
+  }
+
+  /** A budget's caps, what its keys have counted (`spentUsd`, `todayUsd`, `remainingUsd`, …) and its `keys`. */
+  async budget(name) {
+    return camelize(JSON.parse(await call(this._native.budget(name))))
+  }
+
+  /** Every budget, by name. */
+  async budgets() {
+    return camelize(JSON.parse(await call(this._native.budgets())))
   }
 
   /** Spend figures and state of a key: `spentUsd`, `pendingUsd`, `reservedUsd`, `todayUsd`, `remainingUsd`, … */

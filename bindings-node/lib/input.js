@@ -168,7 +168,7 @@ function keyIdOf(key) {
 }
 
 const VENDORS = ['stripe', 'twilio', 'resend']
-const SPEC_KEYS = ['vendor', 'maxUsd', 'dailyUsdCap', 'allowedEndpoints', 'expiresIn', 'runId', 'metadata', 'stripeAccounts', 'duplicateWindow']
+const SPEC_KEYS = ['vendor', 'maxUsd', 'dailyUsdCap', 'allowedEndpoints', 'expiresIn', 'runId', 'metadata', 'stripeAccounts', 'duplicateWindow', 'budgets']
 
 /** An issueKey spec → the admin API's JSON body (`KeySpec::from_json` in the core). */
 function specToJson(spec) {
@@ -194,6 +194,7 @@ function specToJson(spec) {
   }
   put('stripe_accounts', stringList('stripeAccounts', spec.stripeAccounts))
   put('duplicate_window', durationValue('duplicateWindow', spec.duplicateWindow))
+  put('budgets', stringList('budgets', spec.budgets))
   return out
 }
 

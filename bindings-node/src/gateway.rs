@@ -91,6 +91,26 @@ impl NativeGateway {
         self.handle.revoke(&key).await.map_err(to_js_error)
     }
 
+    /// Create a budget from the admin-API-shaped JSON; returns it as JSON.
+    #[napi]
+    pub async fn create_budget(&self, spec_json: String) -> Result<String> {
+        let spec = parse_json("spec", &spec_json)?;
+        let v = self.handle.create_budget(spec).await.map_err(to_js_error)?;
+        Ok(v.to_string())
+    }
+
+    #[napi]
+    pub async fn budget(&self, name: String) -> Result<String> {
+        let v = self.handle.budget(&name).await.map_err(to_js_error)?;
+        Ok(v.to_string())
+    }
+
+    #[napi]
+    pub async fn budgets(&self) -> Result<String> {
+        let v = self.handle.budgets().await.map_err(to_js_error)?;
+        Ok(serde_json::Value::Array(v).to_string())
+    }
+
     #[napi]
     pub async fn usage(&self, key: String) -> Result<String> {
         let v = self.handle.usage(&key).await.map_err(to_js_error)?;

@@ -43,6 +43,7 @@ test('issueKey returns the key, its policy and money as decimal strings', async 
     allowedEndpoints: ['POST /v1/charges'],
     stripeAccounts: [],
     duplicateWindowSecs: null,
+    budgets: [],
   })
   const ttl = Date.parse(key.expiresAt) - Date.now()
   assert.ok(ttl > 14 * 60e3 && ttl <= 15 * 60e3, `expiresAt ${key.expiresAt}`)

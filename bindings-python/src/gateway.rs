@@ -216,6 +216,27 @@ impl NativeGateway {
         block_on(py, async move { h.revoke(&key).await })
     }
 
+    fn create_budget(&self, py: Python<'_>, spec_json: String) -> PyResult<String> {
+        let h = self.handle(py)?;
+        block_on(py, async move {
+            let spec: Value = serde_json::from_str(&spec_json)
+                .map_err(|e| vendorgate::Error::invalid("spec", format!("is not JSON: {e}")))?;
+            Ok(h.create_budget(spec).await?.to_string())
+        })
+    }
+
+    fn budget(&self, py: Python<'_>, name: String) -> PyResult<String> {
+        let h = self.handle(py)?;
+        block_on(py, async move { Ok(h.budget(&name).await?.to_string()) })
+    }
+
+    fn budgets(&self, py: Python<'_>) -> PyResult<String> {
+        let h = self.handle(py)?;
+        block_on(py, async move {
+            Ok(Value::Array(h.budgets().await?).to_string())
+        })
+    }
+
     fn usage(&self, py: Python<'_>, key: String) -> PyResult<String> {
         let h = self.handle(py)?;
         block_on(py, async move { Ok(h.usage(&key).await?.to_string()) })

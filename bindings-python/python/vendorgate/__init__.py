@@ -31,6 +31,7 @@ from ._gateway import (
     Key,
     KeyRef,
     KeyStatus,
+    BudgetStatus,
     Policy,
     Response,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "Gateway",
     "Key",
     "KeyStatus",
+    "BudgetStatus",
     "Policy",
     "Client",
     "AsyncClient",

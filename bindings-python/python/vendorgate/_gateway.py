@@ -78,6 +78,37 @@ def _time_required(s: Any) -> _dt.datetime:
 
 
 @dataclass(frozen=True)
+class BudgetStatus:
+    """A budget shared by many keys: its caps, what its keys have counted, its keys."""
+
+    name: str
+    max_usd: Optional[Decimal]
+    daily_usd_cap: Optional[Decimal]
+    spent_usd: Decimal
+    pending_usd: Decimal
+    reserved_usd: Decimal
+    today_usd: Decimal
+    total_usd: Decimal
+    remaining_usd: Decimal
+    keys: Tuple[str, ...]
+
+    @classmethod
+    def _from_json(cls, v: Mapping[str, Any]) -> "BudgetStatus":
+        return cls(
+            name=str(v.get("name")),
+            max_usd=usd_out_or_none(v.get("max_usd")),
+            daily_usd_cap=usd_out_or_none(v.get("daily_usd_cap")),
+            spent_usd=Decimal(v.get("spent_usd", "0")),
+            pending_usd=Decimal(v.get("pending_usd", "0")),
+            reserved_usd=Decimal(v.get("reserved_usd", "0")),
+            today_usd=Decimal(v.get("today_usd", "0")),
+            total_usd=Decimal(v.get("total_usd", "0")),
+            remaining_usd=Decimal(v.get("remaining_usd", "0")),
+            keys=tuple(v.get("keys") or ()),
+        )
+
+
+@dataclass(frozen=True)
 class Policy:
     """What a key may do: its vendor, USD caps and allowed endpoints."""
 
@@ -89,6 +120,8 @@ class Policy:
     #: Seconds a money-moving action is remembered against a repeat (0: off); None: the
     #: gateway's default.
     duplicate_window_secs: Optional[int] = None
+    #: Budgets the key joined.
+    budgets: Tuple[str, ...] = ()
 
     @classmethod
     def _from_json(cls, v: Mapping[str, Any]) -> "Policy":
@@ -99,6 +132,7 @@ class Policy:
             allowed_endpoints=tuple(v.get("allowed_endpoints") or ()),
             stripe_accounts=tuple(v.get("stripe_accounts") or ()),
             duplicate_window_secs=v.get("duplicate_window_secs"),
+            budgets=tuple(v.get("budgets") or ()),
         )
 
 
@@ -700,6 +734,7 @@ class Gateway:
         metadata: Optional[Mapping[str, Any]] = None,
         stripe_accounts: Iterable[str] = (),
         duplicate_window: Optional[Union[int, str, _dt.timedelta]] = None,
+        budgets: Iterable[str] = (),
     ) -> Key:
         """Issue a vault key for ``vendor`` (``"stripe"``, ``"twilio"`` or ``"resend"``).
 
@@ -710,8 +745,10 @@ class Gateway:
         seconds, a timedelta or ``"15m"``/``"2h"``/``"7d"``. ``duplicate_window``: how long
         a money-moving action is remembered, so the same action again is refused with
         :class:`DuplicateRequest` (code ``duplicate_action``); ``0`` turns the guard off;
-        default: the gateway's ``duplicate_window_secs`` (600). Raises :class:`ValueError`
-        naming the field for bad values, :class:`TypeError` for wrong types.
+        default: the gateway's ``duplicate_window_secs`` (600). ``budgets``: names of budgets
+        (see :meth:`create_budget`) the key joins; a call must fit under each of their caps.
+        Raises :class:`ValueError` naming the field for bad values, :class:`TypeError` for
+        wrong types.
         """
         if not isinstance(vendor, str):
             raise TypeError(f"vendor must be a str (stripe, twilio or resend), not {type(vendor).__name__}")
@@ -742,6 +779,9 @@ class Gateway:
             spec["stripe_accounts"] = accounts
         if duplicate_window is not None:
             spec["duplicate_window"] = _duration(duplicate_window, "duplicate_window")
+        names = _str_list(budgets, "budgets")
+        if names:
+            spec["budgets"] = names
         try:
             text = self._n.issue_key(_json.dumps(spec))
         except _native.NativeError as e:
@@ -766,6 +806,49 @@ class Gateway:
             self._n.revoke(ref)
         except _native.NativeError as e:
             raise _from_native(e, kid) from None
+
+    # -- budgets --
+
+    def create_budget(
+        self,
+        name: str,
+        *,
+        max_usd: Optional[Union[int, Decimal, str, float]] = None,
+        daily_usd_cap: Optional[Union[int, Decimal, str, float]] = None,
+    ) -> "BudgetStatus":
+        """Create a budget that many keys can share (``issue_key(..., budgets=[name])``):
+        a call of any member key must also fit under the budget's caps. At least one cap.
+        A taken name raises :class:`InvalidInput`."""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        spec: Dict[str, Any] = {"name": name}
+        mx = usd_text_or_none(max_usd, "max_usd")
+        if mx is not None:
+            spec["max_usd"] = mx
+        dc = usd_text_or_none(daily_usd_cap, "daily_usd_cap")
+        if dc is not None:
+            spec["daily_usd_cap"] = dc
+        try:
+            self._n.create_budget(_json.dumps(spec))
+        except _native.NativeError as e:
+            raise _from_native(e) from None
+        return self.budget(name)
+
+    def budget(self, name: str) -> "BudgetStatus":
+        """A budget's caps, what its keys have counted and which keys joined it."""
+        try:
+            text = self._n.budget(name)
+        except _native.NativeError as e:
+            raise _from_native(e) from None
+        return BudgetStatus._from_json(_json.loads(text))
+
+    def budgets(self) -> List["BudgetStatus"]:
+        """Every budget, by name."""
+        try:
+            text = self._n.budgets()
+        except _native.NativeError as e:
+            raise _from_native(e) from None
+        return [BudgetStatus._from_json(b) for b in _json.loads(text)]
 
     def usage(self, key: KeyRef) -> KeyStatus:
         """The key's policy and what it has counted: see :class:`KeyStatus`."""
@@ -839,6 +922,7 @@ class Gateway:
         metadata: Optional[Mapping[str, Any]] = None,
         stripe_accounts: Iterable[str] = (),
         duplicate_window: Optional[Union[int, str, _dt.timedelta]] = None,
+        budgets: Iterable[str] = (),
     ) -> Iterator[Key]:
         """Issue a key for one agent run and revoke it when the block ends, whether it
         succeeded or raised::
@@ -859,6 +943,7 @@ class Gateway:
             metadata=metadata,
             stripe_accounts=stripe_accounts,
             duplicate_window=duplicate_window,
+            budgets=budgets,
         )
         try:
             yield key

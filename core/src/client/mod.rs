@@ -92,6 +92,42 @@ impl Handle {
         }
     }
 
+    /// Create a budget from the admin API's JSON body; returns it as JSON.
+    pub async fn create_budget(&self, spec: Value) -> Result<Value> {
+        match self {
+            Handle::Embedded(g) => {
+                let b = crate::store::Budget::from_json(&spec, g.now_ms())?;
+                Ok(g.create_budget(b).await?.to_json())
+            }
+            Handle::Remote(r) => {
+                r.admin(reqwest::Method::POST, "/v1/budgets", Some(spec))
+                    .await
+            }
+        }
+    }
+
+    /// A budget with its spend and member keys.
+    pub async fn budget(&self, name: &str) -> Result<Value> {
+        match self {
+            Handle::Embedded(g) => Ok(g.budget(name).await?.to_json()),
+            Handle::Remote(r) => {
+                r.admin(
+                    reqwest::Method::GET,
+                    &format!("/v1/budgets/{}", path_part(name)?),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    pub async fn budgets(&self) -> Result<Vec<Value>> {
+        match self {
+            Handle::Embedded(g) => Ok(g.budgets().await?.iter().map(|b| b.to_json()).collect()),
+            Handle::Remote(r) => array(r.admin(reqwest::Method::GET, "/v1/budgets", None).await?),
+        }
+    }
+
     pub async fn list_keys(&self, run_id: Option<String>, active: bool) -> Result<Vec<Value>> {
         match self {
             Handle::Embedded(g) => Ok(g
@@ -328,6 +364,9 @@ pub fn spec_json(spec: &KeySpec) -> Value {
     }
     if let Some(w) = spec.duplicate_window_secs {
         v["duplicate_window"] = json!(w);
+    }
+    if !spec.budgets.is_empty() {
+        v["budgets"] = json!(spec.budgets);
     }
     v
 }

@@ -74,6 +74,9 @@ pub struct IssueArgs {
     /// 0: off; default: the gateway's duplicate_window_secs).
     #[arg(long)]
     duplicate_window: Option<String>,
+    /// A budget the key joins (see `vendorgate budgets`). Repeat.
+    #[arg(long = "budget", value_name = "NAME")]
+    budgets: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -100,7 +103,7 @@ pub struct AuditArgs {
     target: Target,
 }
 
-fn handle(target: &Target) -> Result<Handle, ServerError> {
+pub(crate) fn handle(target: &Target) -> Result<Handle, ServerError> {
     match (&target.server, &target.db) {
         (Some(url), _) => Ok(Handle::connect(url, target.admin_token.clone())?),
         (None, Some(db)) => {
@@ -146,6 +149,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<(), ServerError> {
                     ))
                 })?;
             spec.run_id = a.run_id;
+            spec.budgets = a.budgets;
             if let Some(w) = &a.duplicate_window {
                 spec.duplicate_window_secs =
                     Some(vendorgate::keys::parse_ttl_str(w).ok_or_else(|| {

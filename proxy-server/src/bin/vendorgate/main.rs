@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod budgets;
 mod config_file;
 mod db;
 mod demo;
@@ -32,6 +33,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
+    },
+    /// Create, list and show budgets shared by many keys.
+    Budgets {
+        #[command(subcommand)]
+        command: budgets::BudgetsCommand,
     },
     /// Show the audit log: one row per request.
     Audit(keys::AuditArgs),
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,
             Command::Keys { command } => keys::keys(command).await,
+            Command::Budgets { command } => budgets::budgets(command).await,
             Command::Audit(a) => keys::audit(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Sim(a) => serve::run_sim(&a.listen).await,
