@@ -133,14 +133,20 @@ async fn charge(c: &reqwest::Client, base: &str, vault_key: &str, fault: Option<
     }
 }
 
-/// `n` identical charges at once, spread round robin over the instances: their statuses.
-async fn charge_all(c: &reqwest::Client, urls: &[String], vault_key: &str, n: usize) -> Vec<u16> {
+/// `n` identical charges at once, spread round robin over the instances and the keys:
+/// their statuses.
+async fn charge_all(
+    c: &reqwest::Client,
+    urls: &[String],
+    vault_keys: &[String],
+    n: usize,
+) -> Vec<u16> {
     let calls: Vec<_> = (0..n)
         .map(|i| {
             let (c, base, vk) = (
                 c.clone(),
                 urls[i % urls.len()].clone(),
-                vault_key.to_string(),
+                vault_keys[i % vault_keys.len()].clone(),
             );
             tokio::spawn(async move { charge(&c, &base, &vk, None).await })
         })
@@ -243,7 +249,7 @@ async fn three_instances_on_one_database() {
     for trial in 0..3 {
         reset_sim(&c, &sim.url).await;
         let (key_id, vk) = issue(&c, &urls[trial % 3], "500").await;
-        let statuses = charge_all(&c, &urls, &vk, 200).await;
+        let statuses = charge_all(&c, &urls, std::slice::from_ref(&vk), 200).await;
         let ok = statuses.iter().filter(|s| **s == 200).count();
         let capped = statuses.iter().filter(|s| **s == 402).count();
         let vendor = vendor_charges(&c, &sim.url).await;
@@ -261,12 +267,50 @@ async fn three_instances_on_one_database() {
     // three, with the default 10-minute window → one reaches the vendor, 59 get 409.
     reset_sim(&c, &sim.url).await;
     let (_, vk) = issue_key(&c, &urls[0], "100000", true).await;
-    let statuses = charge_all(&c, &urls, &vk, 60).await;
+    let statuses = charge_all(&c, &urls, std::slice::from_ref(&vk), 60).await;
     let ok = statuses.iter().filter(|s| **s == 200).count();
     let dup = statuses.iter().filter(|s| **s == 409).count();
     let vendor = vendor_charges(&c, &sim.url).await;
     println!("INSTANCES duplicates admitted={ok} refused_409={dup} vendor_saw={vendor}");
     assert_eq!((ok, dup, vendor), (1, 59, 1), "{statuses:?}");
+
+    // 1c. A budget shared by six keys (each with room of its own) over three instances:
+    //     150 concurrent $100 charges against the budget's $500 → exactly 5 reach the vendor.
+    reset_sim(&c, &sim.url).await;
+    let (status, b) = admin(
+        &c,
+        "POST",
+        format!("{}/v1/budgets", urls[1]),
+        Some(json!({"name": "fleet", "max_usd": "500"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{b}");
+    let mut members = Vec::new();
+    for i in 0..6 {
+        let (status, key) = admin(
+            &c,
+            "POST",
+            format!("{}/v1/keys", urls[i % 3]),
+            Some(json!({
+                "vendor": "stripe",
+                "max_usd": "1000",
+                "allowed_endpoints": ["POST /v1/payment_intents"],
+                "duplicate_window": 0,
+                "budgets": ["fleet"],
+            })),
+        )
+        .await;
+        assert_eq!(status, 201, "{key}");
+        members.push(key["vault_key"].as_str().unwrap().to_string());
+    }
+    let statuses = charge_all(&c, &urls, &members, 150).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let capped = statuses.iter().filter(|s| **s == 402).count();
+    let vendor = vendor_charges(&c, &sim.url).await;
+    println!("INSTANCES budget admitted={ok} refused_402={capped} vendor_saw={vendor}");
+    assert_eq!((ok, capped, vendor), (5, 145, 5), "{statuses:?}");
+    let (_, b) = admin(&c, "GET", format!("{}/v1/budgets/fleet", urls[2]), None).await;
+    assert_eq!(usd(&b["total_usd"]), 500.0, "{b}");
 
     // 2. A revocation at one instance: the next request at each other instance gets 401,
     //    money call or free call.

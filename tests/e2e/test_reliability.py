@@ -178,6 +178,42 @@ def test_two_servers_on_one_database_share_the_cap(tmp_path, sim):
         b.stop()
 
 
+def test_keys_of_one_budget_on_two_servers_fill_it_exactly(tmp_path, sim, seen):
+    """Two server processes on one database file; six keys of one $500 budget, each with a
+    $1,000 cap of its own; 120 concurrent $100 charges over both servers: exactly 5 reach
+    the vendor, every other call is refused by the budget, and the 402 names it."""
+    a = start_gateway(tmp_path, sim.url, name="budget")
+    b = start_gateway(tmp_path, sim.url, name="budget")
+    try:
+        ga, gb = Gateway(a), Gateway(b)
+        status, body, _ = http("POST", f"{ga.url}/v1/budgets", {"name": "billing-fleet", "max_usd": "500"}, token=ADMIN_TOKEN)
+        assert status == 201 and body["max_usd"] == "500.00", body
+        keys = [
+            (ga if i % 2 else gb).issue(vendor="stripe", max_usd="1000", allowed_endpoints=["POST /v1/payment_intents"], budgets=["billing-fleet"], duplicate_window=0)
+            for i in range(6)
+        ]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+            results = list(pool.map(lambda i: post(ga if i % 2 else gb, keys[i % 6]["vault_key"]), range(120)))
+        statuses = [r[0] for r in results]
+        assert statuses.count(200) == 5 and statuses.count(402) == 115, statuses
+        refusal = next(r[1] for r in results if r[0] == 402)
+        assert refusal["error"]["code"] == "vendorgate_spend_cap_exceeded"
+        assert refusal["vendorgate"]["budget"] == "billing-fleet" and "billing-fleet" in refusal["error"]["message"]
+        assert len([r for r in seen() if r["path"].endswith("/v1/payment_intents")]) == 5
+        status, st, _ = http("GET", f"{gb.url}/v1/budgets/billing-fleet", token=ADMIN_TOKEN)
+        assert status == 200 and st["total_usd"] == "500.00" and sorted(st["keys"]) == sorted(k["key_id"] for k in keys), st
+        status, listed, _ = http("GET", f"{ga.url}/v1/budgets", token=ADMIN_TOKEN)
+        assert [x["name"] for x in listed] == ["billing-fleet"]
+        # A key cannot join a budget that does not exist, nor a budget be created twice.
+        status, body, _ = http("POST", f"{ga.url}/v1/keys", {"vendor": "stripe", "max_usd": "1", "allowed_endpoints": [], "budgets": ["nope"]}, token=ADMIN_TOKEN)
+        assert status == 400 and "nope" in body["error"]["message"], body
+        status, body, _ = http("POST", f"{gb.url}/v1/budgets", {"name": "billing-fleet", "max_usd": "1"}, token=ADMIN_TOKEN)
+        assert status == 400 and "exists" in body["error"]["message"], body
+    finally:
+        a.stop()
+        b.stop()
+
+
 # ---- allowlist bypass corpus over raw HTTP ------------------------------------------------
 
 
