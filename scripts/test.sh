@@ -53,6 +53,7 @@ step "Offline demo (smoke)"
 "$VENDORGATE_BIN" demo --retries 40 > "$ROOT/target/demo-output.txt"
 grep -q "spend_cap_exceeded" "$ROOT/target/demo-output.txt"
 grep -q "duplicate_action" "$ROOT/target/demo-output.txt"
+grep -q "by the budget demo-team-" "$ROOT/target/demo-output.txt"
 
 if [ -x bindings-python/run-tests.sh ]; then
   step "Python binding"

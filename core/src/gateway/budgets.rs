@@ -18,6 +18,12 @@ impl Budget {
         let obj = v
             .as_object()
             .ok_or_else(|| Error::invalid("body", "must be a JSON object"))?;
+        if obj.contains_key("alert_at") {
+            return Err(Error::invalid(
+                "alert_at",
+                "early warnings are not built in this version yet; create the budget without alert_at",
+            ));
+        }
         const KNOWN: [&str; 3] = ["name", "max_usd", "daily_usd_cap"];
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::invalid(

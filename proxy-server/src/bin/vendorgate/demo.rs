@@ -289,8 +289,68 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         fmt_counts(&refused)
     );
 
-    // 4. Outside the allowlist, then revoked.
-    println!("4) the billing agent tries a payout, then its run ends");
+    // 4. Two runs share one budget.
+    let team = format!(
+        "demo-team-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    admin
+        .create_budget(serde_json::json!({"name": team, "max_usd": "250"}))
+        .await?;
+    println!(
+        "4) two billing runs share the budget {team} ($250); each key has a $200 cap of its own"
+    );
+    let mut team_auth = Vec::new();
+    for run in ["demo-team-a", "demo-team-b"] {
+        let mut spec = KeySpec::new(Vendor::Stripe);
+        spec.max_usd = Some(200_000_000);
+        spec.allowed_endpoints = vec!["POST /v1/payment_intents".into()];
+        spec.run_id = Some(run.into());
+        spec.budgets = vec![team.clone()];
+        let k = admin.issue_key(spec).await?;
+        team_auth.push(format!(
+            "Bearer {}",
+            k["vault_key"].as_str().unwrap_or_default()
+        ));
+    }
+    for (who, auth, amount, customer) in [
+        ("run a", &team_auth[0], "10000", "cus_demo_1"),
+        ("run a", &team_auth[0], "10000", "cus_demo_2"),
+        ("run b", &team_auth[1], "10000", "cus_demo_3"),
+        ("run b", &team_auth[1], "4000", "cus_demo_3"),
+    ] {
+        let (status, v) = agent
+            .post(
+                auth,
+                "/v1/payment_intents",
+                &[
+                    ("amount", amount),
+                    ("currency", "usd"),
+                    ("confirm", "true"),
+                    ("payment_method", "pm_card_visa"),
+                    ("customer", customer),
+                ],
+            )
+            .await;
+        let what = match v["vendorgate"]["budget"].as_str() {
+            _ if status == 200 => "forwarded".to_string(),
+            Some(b) => format!("refused {status} {} by the budget {b}", code_of(&v)),
+            None => format!("refused {status} {}", code_of(&v)),
+        };
+        let dollars = amount.parse::<i64>().unwrap_or(0) / 100;
+        println!("   {who} charges ${dollars} → {what}");
+    }
+    let b = admin.budget(&team).await?;
+    println!(
+        "   → budget counted ${} of $250, remaining ${}\n",
+        b["total_usd"].as_str().unwrap_or("?"),
+        b["remaining_usd"].as_str().unwrap_or("?")
+    );
+
+    // 5. Outside the allowlist, then revoked.
+    println!("5) the billing agent tries a payout, then its run ends");
     let (status, v) = agent
         .post(
             &billing_auth,
