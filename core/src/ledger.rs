@@ -130,6 +130,19 @@ pub fn check_caps(caps: Caps, total: i64, today: i64, counted: i64) -> Result<()
     Ok(())
 }
 
+/// The first budget (in the order given: by name) that `counted` more µUSD would cross,
+/// from `(name, caps, total, today)` of each budget the key joined.
+pub fn check_budgets<'a>(
+    budgets: impl IntoIterator<Item = (&'a str, Caps, i64, i64)>,
+    counted: i64,
+) -> Option<(&'a str, OverCap)> {
+    budgets.into_iter().find_map(|(name, caps, total, today)| {
+        check_caps(caps, total, today, counted)
+            .err()
+            .map(|over| (name, over))
+    })
+}
+
 /// Room left under the tighter of the caps (0 for a key with no cap, never negative).
 pub fn remaining(caps: Caps, total: i64, today: i64) -> i64 {
     let run = caps.run().map(|c| c - total);
@@ -351,6 +364,31 @@ mod tests {
             .iter()
             .all(|r| r.state == MoneyState::None && r.amount == 0));
         assert!(object_position(&[], None, MoneyState::Moved, 5).is_empty());
+    }
+
+    #[test]
+    fn the_first_budget_that_would_be_crossed_refuses() {
+        let run = |max| Caps {
+            max_usd: Some(max),
+            daily_usd_cap: None,
+        };
+        let day = Caps {
+            max_usd: None,
+            daily_usd_cap: Some(50),
+        };
+        let budgets = [
+            ("a", run(1_000), 900, 0),
+            ("b", day, 0, 45),
+            ("c", run(10), 10, 0),
+        ];
+        assert_eq!(check_budgets(budgets, 0), None);
+        let (name, over) = check_budgets(budgets, 6).unwrap();
+        assert_eq!(
+            (name, over.window, over.cap, over.spent),
+            ("b", CapWindow::Daily, 50, 45)
+        );
+        assert_eq!(check_budgets(budgets, 200).unwrap().0, "a");
+        assert_eq!(check_budgets([], 1_000_000), None);
     }
 
     #[test]

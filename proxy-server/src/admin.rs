@@ -87,14 +87,19 @@ pub(crate) fn check_admin(state: &AppState, headers: &HeaderMap) -> Result<(), A
     }
 }
 
+/// An admin request's JSON body, or a 400 that says why not.
+fn json_body(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::invalid("body", format!("is not valid JSON: {e}")))
+}
+
 async fn issue_key(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers)?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| Error::invalid("body", format!("is not valid JSON: {e}")))?;
+    let v = json_body(&body)?;
     let spec = KeySpec::from_json(&v)?;
     let issued = state.gateway.issue_key(spec).await?;
     let body = issued.to_json(state.gateway.now_ms());
@@ -165,8 +170,7 @@ async fn create_budget(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers)?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| Error::invalid("body", format!("is not valid JSON: {e}")))?;
+    let v = json_body(&body)?;
     let budget = vendorgate::store::Budget::from_json(&v, state.gateway.now_ms())?;
     let created = state.gateway.create_budget(budget).await?;
     Ok((StatusCode::CREATED, Json(created.to_json())).into_response())

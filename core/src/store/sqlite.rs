@@ -576,29 +576,28 @@ fn over_budget(
                 COALESCE((SELECT amount FROM budget_totals t WHERE t.budget = b.name AND t.day = ?2), 0)
          FROM key_budgets kb JOIN budgets b ON b.name = kb.budget WHERE kb.key_id = ?1 ORDER BY b.name",
     )?;
-    let rows = stmt.query_map(params![key_id, day], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            Caps {
-                max_usd: r.get(1)?,
-                daily_usd_cap: r.get(2)?,
-            },
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
-    })?;
-    for row in rows {
-        let (name, caps, total, today) = row?;
-        if let Err(over) = ledger::check_caps(caps, total, today, counted) {
-            return Ok(Some(ReserveOutcome::OverCap {
-                window: over.window,
-                cap: over.cap,
-                spent: over.spent,
-                budget: Some(name),
-            }));
-        }
-    }
-    Ok(None)
+    let budgets = stmt
+        .query_map(params![key_id, day], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Caps {
+                    max_usd: r.get(1)?,
+                    daily_usd_cap: r.get(2)?,
+                },
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = budgets.iter().map(|(n, c, t, d)| (n.as_str(), *c, *t, *d));
+    Ok(
+        ledger::check_budgets(rows, counted).map(|(name, over)| ReserveOutcome::OverCap {
+            window: over.window,
+            cap: over.cap,
+            spent: over.spent,
+            budget: Some(name.to_string()),
+        }),
+    )
 }
 
 /// One atomic check of every cap window plus the insert (inside the writer's transaction).

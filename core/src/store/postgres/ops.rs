@@ -274,21 +274,23 @@ fn over_budget(json: Option<&str>, counted: i64) -> Res<Option<ReserveOutcome>> 
     type Row = (String, Option<i64>, Option<i64>, i64, i64);
     let budgets: Vec<Row> = serde_json::from_str(json)
         .map_err(|e| Fail::from(StoreError::Corrupt(format!("budget totals: {e}"))))?;
-    for (name, max_usd, daily_usd_cap, total, today) in budgets {
-        let caps = ledger::Caps {
-            max_usd,
-            daily_usd_cap,
-        };
-        if let Err(over) = ledger::check_caps(caps, total, today, counted) {
-            return Ok(Some(ReserveOutcome::OverCap {
-                window: over.window,
-                cap: over.cap,
-                spent: over.spent,
-                budget: Some(name),
-            }));
-        }
-    }
-    Ok(None)
+    let rows = budgets
+        .iter()
+        .map(|(name, max_usd, daily_usd_cap, total, today)| {
+            let caps = ledger::Caps {
+                max_usd: *max_usd,
+                daily_usd_cap: *daily_usd_cap,
+            };
+            (name.as_str(), caps, *total, *today)
+        });
+    Ok(
+        ledger::check_budgets(rows, counted).map(|(name, over)| ReserveOutcome::OverCap {
+            window: over.window,
+            cap: over.cap,
+            spent: over.spent,
+            budget: Some(name.to_string()),
+        }),
+    )
 }
 
 /// Rewrite the rows of one vendor object by [`ledger::object_position`] (one statement for
