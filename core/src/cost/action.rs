@@ -85,9 +85,14 @@ pub fn fingerprint(vendor: Vendor, model: Option<&str>, req: &RequestView<'_>) -
         h.update(part.as_bytes());
         h.update([0]);
     }
-    let parts = match serde_json::from_slice::<Value>(req.body) {
-        Ok(v) if req.form().is_none() => json_parts(vendor, model, &v),
-        _ => form_parts(vendor, model, req),
+    // Each body is read once, as what its content type says it is. One neither reader can
+    // read is hashed whole: never two different bodies as one action.
+    let parts = match req.form() {
+        Some(form) => form_parts(vendor, model, &form),
+        None => match serde_json::from_slice::<Value>(req.body) {
+            Ok(v) => json_parts(vendor, model, &v),
+            Err(_) => vec![format!("raw={}", hex(&Sha256::digest(req.body)))],
+        },
     };
     for p in parts {
         h.update(p.as_bytes());
@@ -96,11 +101,7 @@ pub fn fingerprint(vendor: Vendor, model: Option<&str>, req: &RequestView<'_>) -
     h.finalize().into()
 }
 
-fn form_parts(vendor: Vendor, model: Option<&str>, req: &RequestView<'_>) -> Vec<String> {
-    // A body the form parser cannot read is hashed whole: never two different bodies as one.
-    let Some(form) = req.form() else {
-        return vec![format!("raw={}", hex(&Sha256::digest(req.body)))];
-    };
+fn form_parts(vendor: Vendor, model: Option<&str>, form: &[(String, String)]) -> Vec<String> {
     let wanted = model.and_then(|m| form_fields(vendor, m));
     let mut parts: Vec<String> = form
         .iter()
