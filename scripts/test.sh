@@ -23,7 +23,7 @@ cargo build -p vendorgate-server
 if command -v pg_config >/dev/null || [ -n "${VENDORGATE_PG_URL:-}" ] || [ "${VENDORGATE_REQUIRE_PG:-}" = 1 ]; then
   step "Rust: the store suite again, on PostgreSQL"
   VENDORGATE_TEST_STORE=postgres cargo test -p vendorgate --features postgres \
-    --test ledger --test audit_query --test pipeline --test catalogue_pipeline --test key_pages --test duplicates --test budgets
+    --test ledger --test audit_query --test pipeline --test catalogue_pipeline --test key_pages --test duplicates --test budgets --test alerts
   VENDORGATE_TEST_STORE=postgres cargo test -p vendorgate-server --test races
 else
   step "SKIP the PostgreSQL suite: no PostgreSQL here (apt-get install postgresql, or set VENDORGATE_PG_URL)"

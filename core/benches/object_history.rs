@@ -48,6 +48,7 @@ fn call(store: &dyn Store, i: usize) {
             max_usd: Some(CAP),
             daily_usd_cap: None,
             action: None,
+            alert_at: vec![],
         })
         .unwrap();
     let ReserveOutcome::Reserved { spend_id, .. } = out else {

@@ -215,3 +215,30 @@ mod tests {
         assert!(cache.get(&[1; 32]).is_none());
     }
 }
+
+/// Dedupe keys of events this process has stored. An event whose key is here is not sent to
+/// the store again — the store would drop it anyway; this saves a runaway agent's every
+/// refused call a write ("cap reached" fires once per window). Cleared when full: forgetting
+/// costs one write that the store then ignores, never a second event.
+#[derive(Default)]
+pub struct StoredEvents {
+    keys: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+impl StoredEvents {
+    const MAX: usize = 100_000;
+
+    pub fn contains(&self, dedupe: &str) -> bool {
+        self.keys.lock().contains(dedupe)
+    }
+
+    pub fn add<'a>(&self, dedupe: impl IntoIterator<Item = &'a str>) {
+        let mut keys = self.keys.lock();
+        for k in dedupe {
+            if keys.len() >= Self::MAX {
+                keys.clear();
+            }
+            keys.insert(k.to_string());
+        }
+    }
+}

@@ -66,6 +66,9 @@ pub struct Policy {
     /// Budgets the key joined at issue: a call must fit under each of their caps too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<String>,
+    /// Early-warning thresholds, basis points of each cap (`alert_at: [0.5, 0.8]` → 5000, 8000).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alert_at: Vec<u16>,
 }
 
 impl Policy {
@@ -80,6 +83,7 @@ impl Policy {
             stripe_accounts: vec![],
             duplicate_window_secs: None,
             budgets: vec![],
+            alert_at: vec![],
         }
     }
 
@@ -104,6 +108,7 @@ impl Policy {
             // null: the gateway's duplicate_window_secs applies.
             "duplicate_window_secs": self.duplicate_window_secs,
             "budgets": self.budgets,
+            "alert_at": self.alert_at.iter().map(|bp| crate::alerts::bp_json(*bp)).collect::<Vec<_>>(),
         })
     }
 }
@@ -124,6 +129,8 @@ pub struct KeySpec {
     pub duplicate_window_secs: Option<i64>,
     /// Budgets (by name) the key joins; each must exist.
     pub budgets: Vec<String>,
+    /// Early-warning thresholds, basis points of each cap.
+    pub alert_at: Vec<u16>,
 }
 
 /// The longest duplicate window a key may have (a day: a guard, not a ledger).
@@ -142,6 +149,7 @@ impl KeySpec {
             stripe_accounts: vec![],
             duplicate_window_secs: None,
             budgets: vec![],
+            alert_at: vec![],
         }
     }
 
@@ -213,7 +221,7 @@ impl KeySpec {
         let obj = v
             .as_object()
             .ok_or_else(|| Error::invalid("body", "must be a JSON object"))?;
-        const KNOWN: [&str; 10] = [
+        const KNOWN: [&str; 11] = [
             "vendor",
             "daily_usd_cap",
             "max_usd",
@@ -224,6 +232,7 @@ impl KeySpec {
             "stripe_accounts",
             "duplicate_window",
             "budgets",
+            "alert_at",
         ];
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::invalid(
@@ -257,6 +266,7 @@ impl KeySpec {
         spec.allowed_endpoints = string_list(obj.get("allowed_endpoints"), "allowed_endpoints")?;
         spec.stripe_accounts = string_list(obj.get("stripe_accounts"), "stripe_accounts")?;
         spec.budgets = string_list(obj.get("budgets"), "budgets")?;
+        spec.alert_at = crate::alerts::parse_alert_at(obj.get("alert_at"))?;
         if let Some(e) = obj.get("expires_in") {
             spec.expires_in_secs = parse_ttl(e)?;
         }

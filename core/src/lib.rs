@@ -22,7 +22,10 @@
 //!   error shape. [`error`]: the one error enum and its classes for the bindings.
 //! - [`client`]: one handle over an embedded gateway or a remote server, for the bindings.
 //! - [`config`], [`money`], [`audit`], [`metrics`]: settings, µUSD text, audit rows, counters.
+//! - [`alerts`] (`alert_at` thresholds, pure), [`events`] (what webhooks carry), [`signing`]
+//!   (Standard Webhooks); delivery is `gateway/deliver.rs`, the outbox rows `store/outbox.rs`.
 
+pub mod alerts;
 pub mod allowlist;
 pub mod audit;
 pub mod caches;
@@ -32,12 +35,14 @@ pub mod config;
 pub mod cost;
 pub mod credentials;
 pub mod error;
+pub mod events;
 pub mod gateway;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod money;
 pub mod refusal;
+pub mod signing;
 pub mod store;
 pub mod upstream;
 pub mod vendors;

@@ -18,6 +18,7 @@ fn budget(store: &dyn Store, name: &str, max: Option<i64>, daily: Option<i64>) {
         name: name.into(),
         max_usd: max,
         daily_usd_cap: daily,
+        alert_at: vec![],
         created_at_ms: 0,
     };
     assert!(store.insert_budget(&b).unwrap(), "budget {name} created");
@@ -48,6 +49,7 @@ fn req(key: &str, estimate: i64, max: i64, day: &str) -> ReserveRequest {
         max_usd: Some(max),
         daily_usd_cap: None,
         action: None,
+        alert_at: vec![],
     }
 }
 
@@ -85,6 +87,7 @@ fn a_budget_caps_all_its_keys_and_names_itself_when_it_refuses() {
                 name: "support".into(),
                 max_usd: Some(USD),
                 daily_usd_cap: None,
+                alert_at: vec![],
                 created_at_ms: 1,
             })
             .unwrap(),

@@ -38,6 +38,7 @@ fn req(key: &str, action: u8, now_ms: i64, idem: Option<&str>) -> ReserveRequest
             fingerprint: [action; 32],
             since_ms: now_ms - WINDOW_MS,
         }),
+        alert_at: vec![],
     }
 }
 

@@ -40,6 +40,7 @@ fn reserve_req(
         max_usd: max,
         daily_usd_cap: daily,
         action: None,
+        alert_at: vec![],
     }
 }
 
@@ -244,7 +245,10 @@ fn capture_of_a_held_amount_is_not_counted_twice() {
     settle(spend_id, MoneyState::Committed, 400);
     let mut cap_req = reserve_req("k", 400, Some(500), None, DAY);
     cap_req.object_id = Some("pi_1".into());
-    let ReserveOutcome::Reserved { spend_id, counted } = store.reserve(&cap_req).unwrap() else {
+    let ReserveOutcome::Reserved {
+        spend_id, counted, ..
+    } = store.reserve(&cap_req).unwrap()
+    else {
         panic!("capture refused")
     };
     assert_eq!(counted, 0);
@@ -296,7 +300,7 @@ proptest! {
                 Op::Reserve(est) => {
                     let before = store.usage("k", DAY).unwrap().total;
                     match store.reserve(&reserve_req("k", est, Some(cap), None, DAY)).unwrap() {
-                        ReserveOutcome::Reserved { spend_id, counted } => {
+                        ReserveOutcome::Reserved { spend_id, counted, .. } => {
                             prop_assert_eq!(counted, est);
                             prop_assert!(before + est <= cap);
                             open.push((spend_id, est));
@@ -394,7 +398,10 @@ fn an_object_settled_on_a_later_day_keeps_its_first_day() {
     ));
     let mut capture = reserve_req("k", 400, Some(10_000), Some(500), "2026-11-28");
     capture.object_id = Some("pi_1".into());
-    let ReserveOutcome::Reserved { spend_id, counted } = store.reserve(&capture).unwrap() else {
+    let ReserveOutcome::Reserved {
+        spend_id, counted, ..
+    } = store.reserve(&capture).unwrap()
+    else {
         panic!("capture refused")
     };
     assert_eq!(counted, 0);
@@ -443,7 +450,7 @@ fn upgrading_a_version_1_database_backfills_the_running_totals() {
     }
     // Turn the file back into a version-1 database (no totals table, no triggers).
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TRIGGER spends_totals_insert; DROP TRIGGER spends_totals_update; DROP TRIGGER spends_totals_delete; DROP TABLE spend_totals; ALTER TABLE audit DROP COLUMN journal_ref; DROP INDEX spends_action; ALTER TABLE spends DROP COLUMN action_fp; DROP TRIGGER spends_budgets_insert; DROP TRIGGER spends_budgets_update; DROP TRIGGER spends_budgets_delete; DROP TABLE budget_totals; DROP TABLE key_budgets; DROP TABLE budgets; PRAGMA user_version = 1;").unwrap();
+    conn.execute_batch("DROP TRIGGER spends_totals_insert; DROP TRIGGER spends_totals_update; DROP TRIGGER spends_totals_delete; DROP TABLE spend_totals; ALTER TABLE audit DROP COLUMN journal_ref; DROP INDEX spends_action; ALTER TABLE spends DROP COLUMN action_fp; DROP TRIGGER spends_budgets_insert; DROP TRIGGER spends_budgets_update; DROP TRIGGER spends_budgets_delete; DROP TABLE budget_totals; DROP TABLE key_budgets; DROP TABLE budgets; DROP TABLE deliveries; DROP TABLE webhooks; DROP TABLE events; PRAGMA user_version = 1;").unwrap();
     drop(conn);
     let store = SqliteStore::open(&db).unwrap();
     assert_eq!(store.totals("k", DAY).unwrap(), (300, 300));

@@ -52,7 +52,7 @@ fn a_revocation_elsewhere_reaches_a_caching_instance() {
             .insert_key(&key(&id), &hash_vault_key(&format!("vk_{id}")))
             .unwrap();
         while rx.try_recv().is_ok() {}
-        assert!(revoker.revoke(&id, 1).unwrap());
+        assert!(revoker.revoke(&id, 1, None).unwrap());
         let returned = Instant::now();
         let heard = rx
             .recv_timeout(Duration::from_secs(2))

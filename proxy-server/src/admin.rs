@@ -21,6 +21,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{key}", get(show_key).delete(revoke_key))
         .route("/v1/budgets", get(list_budgets).post(create_budget))
         .route("/v1/budgets/{name}", get(show_budget))
+        .route("/v1/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/v1/webhooks/{id}", axum::routing::delete(delete_webhook))
+        .route("/v1/events", get(list_events))
         .route("/v1/audit", get(audit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -198,6 +201,61 @@ async fn show_budget(
 ) -> Result<Response, ApiError> {
     check_admin(&state, &headers)?;
     Ok(Json(state.gateway.budget(&name).await?.to_json()).into_response())
+}
+
+/// 201 with the secret: the only time it is shown.
+async fn create_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    let v = json_body(&body)?;
+    let w = state.gateway.create_webhook(&v).await?;
+    let mut out = w.to_json();
+    out["secret"] = json!(w.secret);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn list_webhooks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    let all: Vec<Value> = state
+        .gateway
+        .webhooks()
+        .await?
+        .iter()
+        .map(|w| w.to_json())
+        .collect();
+    Ok(Json(Value::Array(all)).into_response())
+}
+
+async fn delete_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    state.gateway.delete_webhook(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct EventParams {
+    limit: Option<usize>,
+}
+
+/// The newest events first, each with how its deliveries stand.
+async fn list_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<EventParams>,
+) -> Result<Response, ApiError> {
+    check_admin(&state, &headers)?;
+    let events = state.gateway.events(p.limit.unwrap_or(100)).await?;
+    Ok(Json(Value::Array(events.iter().map(|e| e.to_json()).collect())).into_response())
 }
 
 async fn show_key(

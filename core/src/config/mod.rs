@@ -81,6 +81,10 @@ pub struct Config {
     /// How long a money-moving action is remembered against a repeat, for keys that do not
     /// set their own `duplicate_window` (default 10 minutes; zero turns the guard off).
     pub duplicate_window: Duration,
+    /// Waits between a webhook delivery's attempts; its length + 1 is the number of attempts.
+    pub webhook_retry: Vec<Duration>,
+    /// Time a webhook receiver has to answer.
+    pub webhook_timeout: Duration,
 }
 
 pub const DEFAULT_STRIPE_URL: &str = "https://api.stripe.com";
@@ -106,6 +110,10 @@ impl Default for Config {
             max_upstream_requests: 64,
             store_busy_timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(600),
+            webhook_retry: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+                .map(Duration::from_secs)
+                .to_vec(),
+            webhook_timeout: Duration::from_secs(15),
         }
     }
 }

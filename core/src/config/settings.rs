@@ -32,6 +32,8 @@ pub struct Settings {
     pub max_key_ttl_secs: Option<u64>,
     pub store_busy_timeout_ms: Option<u64>,
     pub duplicate_window_secs: Option<u64>,
+    pub webhook_retry_secs: Option<Vec<u64>>,
+    pub webhook_timeout_ms: Option<u64>,
     pub pricing: Option<PricingSettings>,
 }
 
@@ -104,6 +106,8 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc { key: "max_key_ttl_secs", unit: "s", default: "2592000", env: "", help: "Longest TTL a key may be issued with (30 days)." },
     SettingDoc { key: "store_busy_timeout_ms", unit: "ms", default: "5000", env: "", help: "How long a store operation waits for another process's lock before 503." },
     SettingDoc { key: "duplicate_window_secs", unit: "s", default: "600", env: "", help: "How long a key's money-moving action is remembered: the same action again within it is refused with 409 (keys may set their own duplicate_window; 0 turns the guard off)." },
+    SettingDoc { key: "webhook_retry_secs", unit: "list of s", default: "5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400", env: "", help: "Waits between a webhook delivery's attempts (Standard Webhooks' schedule, about 3 days); after the last one the delivery is given up and the audit log says so." },
+    SettingDoc { key: "webhook_timeout_ms", unit: "ms", default: "15000", env: "", help: "Time a webhook receiver has to answer an attempt (no answer: retried)." },
     SettingDoc { key: "pricing.resend_email_usd", unit: "USD", default: "0.0009", env: "", help: "Price per email recipient (to + cc + bcc)." },
     SettingDoc { key: "pricing.twilio_mms_usd", unit: "USD", default: "0.025", env: "", help: "Price per MMS message." },
     SettingDoc { key: "pricing.twilio_call_minute_usd", unit: "USD", default: "0.14", env: "", help: "Price per call minute to a destination not in twilio_call_minute_usd_by_prefix." },
@@ -208,6 +212,18 @@ impl Settings {
                 ));
             }
             c.duplicate_window = Duration::from_secs(s);
+        }
+        if let Some(list) = &self.webhook_retry_secs {
+            if list.len() > 50 || list.iter().any(|s| *s == 0 || *s > 7 * 86_400) {
+                return Err(Error::invalid(
+                    "webhook_retry_secs",
+                    "must be at most 50 waits, each 1 second to 7 days",
+                ));
+            }
+            c.webhook_retry = list.iter().map(|s| Duration::from_secs(*s)).collect();
+        }
+        if let Some(ms) = positive("webhook_timeout_ms", self.webhook_timeout_ms)? {
+            c.webhook_timeout = Duration::from_millis(ms);
         }
         if let Some(p) = &self.pricing {
             p.apply(c)?;
@@ -482,6 +498,8 @@ mod tests {
             "max_key_ttl_secs",
             "store_busy_timeout_ms",
             "duplicate_window_secs",
+            "webhook_retry_secs",
+            "webhook_timeout_ms",
             "pricing.resend_email_usd",
             "pricing.twilio_mms_usd",
             "pricing.twilio_call_minute_usd",

@@ -73,6 +73,7 @@ impl Gateway {
                 stripe_accounts: spec.stripe_accounts,
                 duplicate_window_secs: spec.duplicate_window_secs,
                 budgets: spec.budgets,
+                alert_at: spec.alert_at,
             },
             run_id: spec.run_id,
             metadata: spec.metadata,
@@ -122,9 +123,17 @@ impl Gateway {
         let rec = self.find_key(key).await?;
         let now = self.now_ms();
         let id = rec.key_id.clone();
+        let event = crate::events::key_revoked(
+            now,
+            crate::events::Subject {
+                key_id: &rec.key_id,
+                run_id: rec.run_id.as_deref(),
+                vendor: rec.policy.vendor.as_str(),
+            },
+        );
         self.shared
             .store
-            .blocking_op("revoke", move |s| s.revoke(&id, now))
+            .blocking_op("revoke", move |s| s.revoke(&id, now, Some(&event)))
             .await?;
         self.shared.keys.forget(&rec.key_id);
         tracing::info!(key_id = %rec.key_id, "key revoked");

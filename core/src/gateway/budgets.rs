@@ -18,13 +18,7 @@ impl Budget {
         let obj = v
             .as_object()
             .ok_or_else(|| Error::invalid("body", "must be a JSON object"))?;
-        if obj.contains_key("alert_at") {
-            return Err(Error::invalid(
-                "alert_at",
-                "early warnings are not built in this version yet; create the budget without alert_at",
-            ));
-        }
-        const KNOWN: [&str; 3] = ["name", "max_usd", "daily_usd_cap"];
+        const KNOWN: [&str; 4] = ["name", "max_usd", "daily_usd_cap", "alert_at"];
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(Error::invalid(
                 k,
@@ -39,6 +33,7 @@ impl Budget {
             name,
             max_usd: usd_field(obj.get("max_usd"), "max_usd")?,
             daily_usd_cap: usd_field(obj.get("daily_usd_cap"), "daily_usd_cap")?,
+            alert_at: crate::alerts::parse_alert_at(obj.get("alert_at"))?,
             created_at_ms: now_ms,
         };
         budget.validate()?;
@@ -69,6 +64,7 @@ impl Budget {
             "name": self.name,
             "max_usd": self.max_usd.map(format_usd),
             "daily_usd_cap": self.daily_usd_cap.map(format_usd),
+            "alert_at": self.alert_at.iter().map(|bp| crate::alerts::bp_json(*bp)).collect::<Vec<_>>(),
             "created_at": format_time_ms(self.created_at_ms),
         })
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::caches::{KeyCache, RecentlyCapped, TotalsCache};
+use crate::caches::{KeyCache, RecentlyCapped, StoredEvents, TotalsCache};
 use crate::config::Config;
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -15,10 +15,12 @@ use shared::Shared;
 
 mod admin;
 mod budgets;
+mod deliver;
 mod pipeline;
 mod request;
 mod shared;
 mod status;
+mod webhooks;
 
 pub use admin::{KeyCursor, KeyPage};
 pub use request::{ProxyRequest, ProxyResponse, Refused};
@@ -49,6 +51,7 @@ impl Gateway {
                 keys: KeyCache::default(),
                 totals: TotalsCache::default(),
                 capped: RecentlyCapped::default(),
+                stored_events: StoredEvents::default(),
                 slots: std::array::from_fn(|_| tokio::sync::Semaphore::new(slots)),
                 clock,
                 metrics,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::audit::format_time_ms;
-use crate::caches::{KeyCache, RecentlyCapped, TotalsCache};
+use crate::caches::{KeyCache, RecentlyCapped, StoredEvents, TotalsCache};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::AsyncStore;
@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub keys: KeyCache,
     pub totals: TotalsCache,
     pub capped: RecentlyCapped,
+    /// Events (by dedupe key) this process already stored.
+    pub stored_events: StoredEvents,
     /// Upstream call slots per vendor (`Config::max_upstream_requests`).
     pub slots: [tokio::sync::Semaphore; 3],
     pub clock: Clock,
@@ -42,6 +44,21 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn now_ms(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// Keep `e` unless this process already stored an event with its dedupe key.
+    pub fn push_event(
+        &self,
+        events: &mut Vec<crate::events::NewEvent>,
+        e: crate::events::NewEvent,
+    ) {
+        if e.dedupe
+            .as_deref()
+            .is_some_and(|d| self.stored_events.contains(d))
+        {
+            return;
+        }
+        events.push(e);
     }
 
     pub fn slot(&self, v: Vendor) -> &tokio::sync::Semaphore {

@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::alerts::Crossing;
 use crate::audit::AuditRow;
 use crate::error::StoreError;
+use crate::events::NewEvent;
 use crate::keys::{KeyHash, KeyRecord};
 use crate::ledger::{CapWindow, Caps, MoneyState, Remembered};
 
 mod face;
 mod journal;
+mod outbox;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod rows;
@@ -53,6 +56,9 @@ pub struct ReserveRequest {
     /// The duplicate-action guard: refuse if the key has a call with this action's
     /// fingerprint created at or after `since_ms` that did not end in "nothing moved".
     pub action: Option<ActionGuard>,
+    /// The key's `alert_at` thresholds (basis points of each cap): the store reports those
+    /// this reservation reaches, the key's and its budgets'.
+    pub alert_at: Vec<u16>,
 }
 
 /// The duplicate-action guard's part of a reservation.
@@ -73,8 +79,13 @@ impl ReserveRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    /// Room was found; `counted` µUSD now count against the caps.
-    Reserved { spend_id: i64, counted: i64 },
+    /// Room was found; `counted` µUSD now count against the caps. `crossed`: every
+    /// `alert_at` threshold (the key's, its budgets') that is reached with it.
+    Reserved {
+        spend_id: i64,
+        counted: i64,
+        crossed: Vec<Crossing>,
+    },
     /// The same idempotent request was already counted: forward it, count nothing new.
     Replay { spend_id: i64 },
     /// The same idempotency key is on a call still in flight.
@@ -103,6 +114,8 @@ pub struct Budget {
     pub name: String,
     pub max_usd: Option<i64>,
     pub daily_usd_cap: Option<i64>,
+    /// Early-warning thresholds, basis points of each cap.
+    pub alert_at: Vec<u16>,
     pub created_at_ms: i64,
 }
 
@@ -153,6 +166,8 @@ pub struct Finish {
     pub reconcile: Option<Reconcile>,
     pub remember: Option<(String, String, Remembered)>,
     pub audit: Option<AuditRow>,
+    /// Events the call caused; each is stored (once per dedupe key) with the audit row.
+    pub events: Vec<NewEvent>,
 }
 
 /// What a key has counted, µUSD.
@@ -168,6 +183,110 @@ pub struct Usage {
     pub today: i64,
     /// Everything counted over the key's life.
     pub total: i64,
+}
+
+/// How a webhook's body is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The event itself, `{type, timestamp, data}`, signed (Standard Webhooks).
+    Standard,
+    /// A Slack incoming-webhook message, `{"text": …}` (still signed).
+    Slack,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Standard => "standard",
+            WebhookFormat::Slack => "slack",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "standard" => Some(WebhookFormat::Standard),
+            "slack" => Some(WebhookFormat::Slack),
+            _ => None,
+        }
+    }
+}
+
+/// An operator's endpoint for events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `wh_…`
+    pub id: String,
+    pub url: String,
+    /// `whsec_…`: shown once at creation, then only used to sign.
+    pub secret: String,
+    /// Event types it receives; empty: every type.
+    pub events: Vec<String>,
+    pub format: WebhookFormat,
+    pub created_at_ms: i64,
+    /// Set when the receiver answered 410 Gone: nothing more is sent to it.
+    pub disabled: Option<String>,
+}
+
+/// One event due at one webhook, claimed by a delivery worker for `lease` (another worker
+/// takes it after that, so a killed process delays a delivery but never loses it).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub key_id: Option<String>,
+    pub webhook: Webhook,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Given up: attempts ran out, or the endpoint is gone.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// What one attempt came to, recorded with its audit row in one transaction.
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome {
+    pub delivery_id: i64,
+    pub state: DeliveryState,
+    /// When to try again (state `Pending`).
+    pub next_at_ms: i64,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// Disable the webhook with this reason (it answered 410 Gone).
+    pub disable: Option<String>,
+    pub now_ms: i64,
+    pub audit: AuditRow,
+}
+
+/// A stored event with how its deliveries stand (`GET /v1/events`).
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    pub time_ms: i64,
+    pub key_id: Option<String>,
+    pub payload: String,
+    /// `(webhook id, state, attempts, last status)`.
+    pub deliveries: Vec<(String, String, i64, Option<i64>)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -197,8 +316,14 @@ pub trait Store: Send + Sync + 'static {
     fn insert_key(&self, record: &KeyRecord, hash: &KeyHash) -> Result<(), StoreError>;
     fn key_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError>;
     fn key_by_id(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError>;
-    /// Mark revoked; `false` if no such key. Revoking twice keeps the first time.
-    fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Mark revoked; `false` if no such key. Revoking twice keeps the first time; `event`
+    /// is stored with the first revocation only, in its transaction.
+    fn revoke(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError>;
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
     /// One atomic check of every cap window plus the insert.
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError>;
@@ -217,6 +342,22 @@ pub trait Store: Send + Sync + 'static {
     fn budgets(&self) -> Result<Vec<Budget>, StoreError>;
     /// A budget with what its keys have counted (by state, and today) and its member keys.
     fn budget_status(&self, name: &str, day: &str) -> Result<Option<BudgetStatus>, StoreError>;
+    fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError>;
+    /// Every webhook (disabled ones included), oldest first.
+    fn webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// Delete a webhook and cancel its pending deliveries; `false` if no such webhook.
+    fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
+    /// Claim up to `limit` deliveries due at `now_ms` for `lease_ms` (counting the attempt).
+    fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Record an attempt's outcome and its audit row, in one transaction.
+    fn finish_delivery(&self, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
+    /// The newest events (by store order), with their deliveries.
+    fn events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// How long a key row read from this store may be trusted for calls that move no money
     /// (money calls re-read the key inside the reservation whatever this says). SQLite: a

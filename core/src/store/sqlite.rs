@@ -11,14 +11,18 @@ use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::journal::{self, Journal};
+use super::outbox;
 use super::rows::{exec, insert_audit, one};
 use super::writer::Writer;
 use super::{
     AuditQuery, Budget, BudgetStatus, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest,
     Store, Usage,
 };
+use super::{Delivery, DeliveryOutcome, StoredEvent, Webhook};
+use crate::alerts::{self, Crossing};
 use crate::audit::AuditRow;
 use crate::error::StoreError;
+use crate::events::NewEvent;
 use crate::keys::{KeyHash, KeyRecord, Policy};
 use crate::ledger::{self, Caps, MoneyState, Remembered, Retry};
 
@@ -184,6 +188,43 @@ CREATE TRIGGER spends_budgets_delete AFTER DELETE ON spends WHEN OLD.state NOT I
     UPDATE budget_totals SET amount = amount - OLD.amount
         WHERE day = OLD.day AND budget IN (SELECT budget FROM key_budgets WHERE key_id = OLD.key_id);
 END;
+"#,
+    // 9: early warnings and webhooks. An event is stored once per dedupe key (a threshold's
+    // key names its cap window), with one delivery row per webhook subscribed when it was
+    // stored; the delivery worker claims due rows by moving `next_at_ms` past a lease.
+    r#"
+ALTER TABLE budgets ADD COLUMN alert_at TEXT;
+CREATE TABLE events (
+    seq     INTEGER PRIMARY KEY,
+    id      TEXT NOT NULL UNIQUE,
+    type    TEXT NOT NULL,
+    dedupe  TEXT UNIQUE,
+    time_ms INTEGER NOT NULL,
+    key_id  TEXT,
+    payload TEXT NOT NULL
+);
+CREATE TABLE webhooks (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    secret        TEXT NOT NULL,
+    events        TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    disabled      TEXT
+);
+CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY,
+    event_seq     INTEGER NOT NULL REFERENCES events(seq),
+    webhook_id    TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at_ms    INTEGER NOT NULL,
+    last_status   INTEGER,
+    last_error    TEXT,
+    updated_at_ms INTEGER NOT NULL,
+    UNIQUE (event_seq, webhook_id)
+);
+CREATE INDEX deliveries_due ON deliveries(next_at_ms) WHERE state = 'pending';
 "#,
 ];
 
@@ -514,6 +555,7 @@ fn budget_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Budget> {
         max_usd: r.get(1)?,
         daily_usd_cap: r.get(2)?,
         created_at_ms: r.get(3)?,
+        alert_at: alerts::from_column(r.get::<_, Option<String>>(4)?.as_deref()),
     })
 }
 
@@ -563,41 +605,30 @@ fn insert_key_on(conn: &Connection, record: &KeyRecord, hash: &KeyHash) -> Resul
     Ok(())
 }
 
-/// Each budget of the key that `counted` more µUSD would cross: the first, by name.
-fn over_budget(
-    conn: &Connection,
-    key_id: &str,
-    day: &str,
-    counted: i64,
-) -> rusqlite::Result<Option<ReserveOutcome>> {
+/// A budget the key joined, as a reservation reads it: name, caps, `alert_at`, and what its
+/// keys have counted over its life and today.
+type BudgetRow = (String, Caps, Vec<u16>, i64, i64);
+
+fn budget_rows(conn: &Connection, key_id: &str, day: &str) -> rusqlite::Result<Vec<BudgetRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT b.name, b.max_usd, b.daily_usd_cap,
+        "SELECT b.name, b.max_usd, b.daily_usd_cap, b.alert_at,
                 COALESCE((SELECT SUM(amount) FROM budget_totals t WHERE t.budget = b.name), 0),
                 COALESCE((SELECT amount FROM budget_totals t WHERE t.budget = b.name AND t.day = ?2), 0)
          FROM key_budgets kb JOIN budgets b ON b.name = kb.budget WHERE kb.key_id = ?1 ORDER BY b.name",
     )?;
-    let budgets = stmt
-        .query_map(params![key_id, day], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Caps {
-                    max_usd: r.get(1)?,
-                    daily_usd_cap: r.get(2)?,
-                },
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let rows = budgets.iter().map(|(n, c, t, d)| (n.as_str(), *c, *t, *d));
-    Ok(
-        ledger::check_budgets(rows, counted).map(|(name, over)| ReserveOutcome::OverCap {
-            window: over.window,
-            cap: over.cap,
-            spent: over.spent,
-            budget: Some(name.to_string()),
-        }),
-    )
+    let rows = stmt.query_map(params![key_id, day], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Caps {
+                max_usd: r.get(1)?,
+                daily_usd_cap: r.get(2)?,
+            },
+            alerts::from_column(r.get::<_, Option<String>>(3)?.as_deref()),
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+        ))
+    })?;
+    rows.collect()
 }
 
 /// One atomic check of every cap window plus the insert (inside the writer's transaction).
@@ -605,13 +636,21 @@ fn over_budget(
 /// (reusing row `reuse` after an idempotent "nothing moved").
 enum Check {
     Final(ReserveOutcome),
-    Room { counted: i64, reuse: Option<i64> },
+    Room {
+        counted: i64,
+        reuse: Option<i64>,
+        crossed: Vec<Crossing>,
+    },
 }
 
 fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
-    let (counted, reuse_row) = match check_reserve(tx, req)? {
+    let (counted, reuse_row, crossed) = match check_reserve(tx, req)? {
         Check::Final(outcome) => return Ok(outcome),
-        Check::Room { counted, reuse } => (counted, reuse),
+        Check::Room {
+            counted,
+            reuse,
+            crossed,
+        } => (counted, reuse, crossed),
     };
     let action_fp = req.action.as_ref().map(|a| &a.fingerprint[..]);
     let spend_id = match reuse_row {
@@ -634,7 +673,11 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
             tx.last_insert_rowid()
         }
     };
-    Ok(ReserveOutcome::Reserved { spend_id, counted })
+    Ok(ReserveOutcome::Reserved {
+        spend_id,
+        counted,
+        crossed,
+    })
 }
 
 /// The reading half of a reservation. Inside the writer's transaction it is the authority;
@@ -704,12 +747,33 @@ fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreEr
             budget: None,
         }));
     }
-    if let Some(over) = over_budget(tx, &req.key_id, &req.day, counted)? {
-        return Ok(Check::Final(over));
+    let budgets = budget_rows(tx, &req.key_id, &req.day)?;
+    let rows = || {
+        budgets
+            .iter()
+            .map(|(n, c, a, t, d)| (n.as_str(), *c, a.as_slice(), *t, *d))
+    };
+    let caps_only = rows().map(|(n, c, _, t, d)| (n, c, t, d));
+    if let Some((name, over)) = ledger::check_budgets(caps_only, counted) {
+        return Ok(Check::Final(ReserveOutcome::OverCap {
+            window: over.window,
+            cap: over.cap,
+            spent: over.spent,
+            budget: Some(name.to_string()),
+        }));
     }
+    let crossed = alerts::reached_by_key_and_budgets(
+        req.caps(),
+        &req.alert_at,
+        total,
+        today,
+        rows(),
+        counted,
+    );
     Ok(Check::Room {
         counted,
         reuse: reuse_row,
+        crossed,
     })
 }
 
@@ -762,6 +826,7 @@ fn finish_on(tx: &Connection, f: &Finish) -> Result<(), StoreError> {
     if let Some(a) = &f.audit {
         insert_audit(tx, a, None)?;
     }
+    outbox::insert_events(tx, &f.events)?;
     Ok(())
 }
 
@@ -825,16 +890,15 @@ impl Store for SqliteStore {
         row.map(build_key).transpose()
     }
 
-    fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let key_id = key_id.to_string();
-        self.writer.write(move |c| {
-            let n = exec(
-                c,
-                "UPDATE keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE key_id = ?1",
-                params![key_id, now_ms],
-            )?;
-            Ok(n > 0)
-        })
+    fn revoke(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let (key_id, event) = (key_id.to_string(), event.cloned());
+        self.writer
+            .write(move |c| Ok(outbox::revoke(c, &key_id, now_ms, event.as_ref())?))
     }
 
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -918,8 +982,8 @@ impl Store for SqliteStore {
         let b = budget.clone();
         self.writer.write(move |c| {
             let n = c.execute(
-                "INSERT INTO budgets (name, max_usd, daily_usd_cap, created_at_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
-                params![b.name, b.max_usd, b.daily_usd_cap, b.created_at_ms],
+                "INSERT INTO budgets (name, max_usd, daily_usd_cap, created_at_ms, alert_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+                params![b.name, b.max_usd, b.daily_usd_cap, b.created_at_ms, alerts::to_column(&b.alert_at)],
             )?;
             Ok(n == 1)
         })
@@ -928,7 +992,7 @@ impl Store for SqliteStore {
     fn budgets(&self) -> Result<Vec<Budget>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets ORDER BY name",
+            "SELECT name, max_usd, daily_usd_cap, created_at_ms, alert_at FROM budgets ORDER BY name",
         )?;
         let rows = stmt.query_map([], budget_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -938,7 +1002,7 @@ impl Store for SqliteStore {
         let conn = self.reader();
         let Some(budget) = conn
             .prepare_cached(
-                "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets WHERE name = ?1",
+                "SELECT name, max_usd, daily_usd_cap, created_at_ms, alert_at FROM budgets WHERE name = ?1",
             )?
             .query_row(params![name], budget_from_row)
             .optional()?
@@ -965,6 +1029,52 @@ impl Store for SqliteStore {
             usage,
             keys,
         }))
+    }
+
+    fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let w = webhook.clone();
+        self.writer
+            .write(move |c| Ok(outbox::insert_webhook(c, &w)?))
+    }
+
+    fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        outbox::webhooks(&self.reader())
+    }
+
+    fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.writer
+            .write(move |c| Ok(outbox::delete_webhook(c, &id)?))
+    }
+
+    fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        // Most polls find nothing due: ask a read connection first, so an idle gateway's
+        // worker never queues a write.
+        let due: Option<i64> = self.reader().query_row(
+            "SELECT MIN(next_at_ms) FROM deliveries WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )?;
+        if due.is_none_or(|t| t > now_ms) {
+            return Ok(vec![]);
+        }
+        self.writer
+            .write(move |c| outbox::claim(c, now_ms, lease_ms, limit))
+    }
+
+    fn finish_delivery(&self, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+        let o = outcome.clone();
+        self.writer
+            .write(move |c| Ok(outbox::finish_delivery(c, &o)?))
+    }
+
+    fn events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        outbox::events(&self.reader(), limit)
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {

@@ -6,6 +6,7 @@ use http::HeaderMap;
 
 use crate::audit::AuditRow;
 use crate::cost::RequestView;
+use crate::events::{NewEvent, Subject};
 use crate::gateway::request::ProxyRequest;
 use crate::ledger::Caps;
 use crate::vendors::Vendor;
@@ -31,6 +32,8 @@ pub(crate) struct Call<'r> {
     pub spend: Option<i64>,
     /// The key's id and caps, once authenticated (for the `Vendorgate-Remaining-Usd` header).
     pub key: Option<(String, Caps)>,
+    /// Events the call caused, stored by `record` with its audit row.
+    pub events: Vec<NewEvent>,
 }
 
 impl<'r> Call<'r> {
@@ -55,7 +58,18 @@ impl<'r> Call<'r> {
             action: None,
             spend: None,
             key: None,
+            events: Vec::new(),
         }
+    }
+
+    /// Who an event about this call is about (`None` before the key is known).
+    pub fn subject(&self) -> Option<Subject<'_>> {
+        let (key_id, _) = self.key.as_ref()?;
+        Some(Subject {
+            key_id,
+            run_id: self.audit.run_id.as_deref(),
+            vendor: self.audit.vendor.as_deref().unwrap_or(""),
+        })
     }
 
     /// The query string, if there is a non-empty one.

@@ -10,6 +10,7 @@ use crate::caches::CachedKey;
 use crate::cost::currency::minor_to_micros;
 use crate::cost::{self, Estimate};
 use crate::error::{AuthFailure, Error, Result};
+use crate::events;
 use crate::gateway::shared::utc_day;
 use crate::gateway::shared::Shared;
 use crate::money::format_usd;
@@ -101,7 +102,9 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
                 fingerprint,
                 since_ms: now - window_secs * 1000,
             }),
+        alert_at: policy.alert_at.clone(),
     };
+    let day = reserve.day.clone();
     // A key refused for its cap a moment ago (a runaway agent's retries) is checked on a read
     // first, without the write lock; other calls skip that read (it cost ~8 % of money-call
     // throughput when done for every call).
@@ -114,8 +117,24 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
         Some(o) => o,
         None => s.store.reserve(reserve).await?,
     };
+    let endpoint = format!("{} {}", call.method, call.path);
     match outcome {
-        ReserveOutcome::Reserved { spend_id, .. } | ReserveOutcome::Replay { spend_id } => {
+        ReserveOutcome::Reserved {
+            spend_id, crossed, ..
+        } => {
+            call.spend = Some(spend_id);
+            if let Some(who) = call.subject() {
+                let made: Vec<_> = crossed
+                    .iter()
+                    .map(|c| events::threshold_crossed(now, &day, who, c))
+                    .collect();
+                for e in made {
+                    s.push_event(&mut call.events, e);
+                }
+            }
+            Ok(())
+        }
+        ReserveOutcome::Replay { spend_id } => {
             call.spend = Some(spend_id);
             Ok(())
         }
@@ -128,8 +147,13 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
         ReserveOutcome::InFlight => Err(Error::DuplicateRequest(
             "a request with this Idempotency-Key is still in flight; wait for its answer".into(),
         )),
-        ReserveOutcome::Duplicate { spend_id, at_ms } => Err(Error::DuplicateAction {
-            operation: format!("{} {}", call.method, call.path),
+        ReserveOutcome::Duplicate { spend_id, at_ms } => {
+            if let Some(who) = call.subject() {
+                let e = events::duplicate_blocked(now, who, &endpoint, spend_id, at_ms);
+                s.push_event(&mut call.events, e);
+            }
+            Err(Error::DuplicateAction {
+            operation: endpoint,
             first_spend: spend_id,
             first_time: format_time_ms(at_ms),
             window: if window_secs % 60 == 0 {
@@ -137,7 +161,8 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
             } else {
                 format!("{window_secs}s")
             },
-        }),
+        })
+        }
         ReserveOutcome::Conflict => Err(Error::DuplicateRequest(
             "this Idempotency-Key was already used with a different request; use a new key for a new request".into(),
         )),
@@ -148,6 +173,20 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
             budget,
         } => {
             s.capped.mark(key_id);
+            if let Some(who) = call.subject() {
+                let e = events::cap_reached(
+                    now,
+                    &day,
+                    who,
+                    budget.as_deref(),
+                    window,
+                    cap,
+                    spent,
+                    estimate,
+                    &endpoint,
+                );
+                s.push_event(&mut call.events, e);
+            }
             Err(Error::SpendCapExceeded {
                 window,
                 cap: format_usd(cap),

@@ -5,10 +5,11 @@
 use super::call::Call;
 use super::settle::insert_usd;
 use crate::error::{Error, Result, UpstreamFailure};
+use crate::events::{self, Subject};
 use crate::gateway::request::{ProxyResponse, Refused};
 use crate::gateway::shared::utc_day;
 use crate::gateway::shared::Shared;
-use crate::ledger::{self, counted_cost, state_of_failure};
+use crate::ledger::{self, counted_cost, state_of_failure, MoneyState};
 use crate::store::{Finish, Settle};
 use crate::vendors::Vendor;
 
@@ -33,6 +34,7 @@ async fn forwarded(
     let audit = call.audit;
     s.metrics.record_call(&audit);
     finish.audit = Some(audit);
+    finish.events = call.events;
     let Some((key_id, caps)) = call.key else {
         return resp;
     };
@@ -53,13 +55,17 @@ async fn forwarded(
             Some(t) => Some(t),
             None => s.store.totals(&key_id, &day).await.ok().map(fresh),
         },
-        Err(finish) => s
-            .store
-            .finish(finish, Some((key_id.clone(), day.clone())))
-            .await
-            .ok()
-            .flatten()
-            .map(fresh),
+        Err(finish) => {
+            let stored = dedupe_keys(&finish);
+            let out = s
+                .store
+                .finish(finish, Some((key_id.clone(), day.clone())))
+                .await;
+            if out.is_ok() {
+                s.stored_events.add(stored.iter().map(String::as_str));
+            }
+            out.ok().flatten().map(fresh)
+        }
     };
     if let Some((total, today)) = totals {
         resp.remaining_micros = ledger::remaining(caps, total, today);
@@ -72,7 +78,16 @@ async fn forwarded(
     resp
 }
 
-async fn refused(s: &Shared, call: Call<'_>, error: Error) -> Refused {
+async fn refused(s: &Shared, mut call: Call<'_>, error: Error) -> Refused {
+    let events = std::mem::take(&mut call.events);
+    let subject = call.subject().map(|w| {
+        (
+            w.key_id.to_string(),
+            w.run_id.map(str::to_string),
+            w.vendor.to_string(),
+        )
+    });
+    let endpoint = format!("{} {}", call.audit.method, call.audit.endpoint);
     let mut audit = call.audit;
     audit.decision = error.reason().to_string();
     audit.status = error.http_status();
@@ -97,12 +112,32 @@ async fn refused(s: &Shared, call: Call<'_>, error: Error) -> Refused {
         });
         audit.money_state = Some(state.as_str().to_string());
         audit.cost_micros = counted_cost(state, 0, call.estimate);
+        if let (MoneyState::Unknown, Some((key_id, run_id, vendor))) = (state, &subject) {
+            let who = Subject {
+                key_id,
+                run_id: run_id.as_deref(),
+                vendor,
+            };
+            let e = events::spend_unknown(
+                s.now_ms(),
+                who,
+                spend_id,
+                &endpoint,
+                audit.cost_micros,
+                &error.to_string(),
+            );
+            s.push_event(&mut finish.events, e);
+        }
     }
+    finish.events.extend(events);
     s.metrics.record_call(&audit);
     finish.audit = Some(audit);
     // Failures are logged by the store face; a reservation left `reserved` only over-counts.
     if let Err(finish) = moved_nothing(s, finish) {
-        let _ = s.store.finish(finish, None).await;
+        let stored = dedupe_keys(&finish);
+        if s.store.finish(finish, None).await.is_ok() {
+            s.stored_events.add(stored.iter().map(String::as_str));
+        }
     }
     Refused {
         vendor: call
@@ -112,12 +147,25 @@ async fn refused(s: &Shared, call: Call<'_>, error: Error) -> Refused {
     }
 }
 
+/// The dedupe keys of the events a finish stores (remembered once it committed).
+fn dedupe_keys(finish: &Finish) -> Vec<String> {
+    finish
+        .events
+        .iter()
+        .filter_map(|e| e.dedupe.clone())
+        .collect()
+}
+
 /// A call with nothing to settle, reconcile or remember needs only its audit row, and that
 /// row need not be committed before the answer: the store journals it (safe from a killed
 /// process) and commits it with a later batch. `Err` hands the work back.
 #[allow(clippy::result_large_err)] // Err hands the caller's own input back
 fn moved_nothing(s: &Shared, mut finish: Finish) -> std::result::Result<(), Finish> {
-    if finish.settle.is_some() || finish.reconcile.is_some() || finish.remember.is_some() {
+    if finish.settle.is_some()
+        || finish.reconcile.is_some()
+        || finish.remember.is_some()
+        || !finish.events.is_empty()
+    {
         return Err(finish);
     }
     let Some(row) = finish.audit.take() else {

@@ -9,8 +9,9 @@ use crate::caches::CachedKey;
 use crate::config::Credentials;
 use crate::cost::ResponseView;
 use crate::credentials::redact_secret;
+use crate::events;
 use crate::gateway::shared::Shared;
-use crate::ledger::counted_cost;
+use crate::ledger::{counted_cost, MoneyState};
 use crate::money::format_usd;
 use crate::store::{Finish, Reconcile, Settle};
 use crate::upstream::{self, UpstreamAnswer};
@@ -52,6 +53,20 @@ pub(super) fn settle(
         });
         call.audit.money_state = Some(outcome.state.as_str().to_string());
         call.audit.cost_micros = counted_cost(outcome.state, outcome.cost_micros, call.estimate);
+        if outcome.state == MoneyState::Unknown {
+            let counted = call.audit.cost_micros;
+            if let Some(who) = call.subject() {
+                let e = events::spend_unknown(
+                    s.now_ms(),
+                    who,
+                    spend_id,
+                    &format!("{} {}", call.method, call.path),
+                    counted,
+                    "the vendor's answer does not say what moved; counted at the estimate",
+                );
+                s.push_event(&mut call.events, e);
+            }
+        }
     } else if let Some(o) = object.filter(|o| o.authoritative) {
         // A pass-through read or a free call that tells us where an object stands.
         finish.reconcile = Some(Reconcile {

@@ -21,6 +21,7 @@ mod connect;
 mod instance;
 mod ops;
 mod options;
+mod outbox;
 mod schema;
 
 pub use options::{PgOptions, Revocation};
@@ -37,11 +38,12 @@ use tokio::sync::oneshot;
 use self::batch::{Job, Lanes, Op, Out};
 use self::instance::Watchers;
 use super::{
-    AuditQuery, Budget, BudgetStatus, Finish, KeyFilter, Queued, ReserveOutcome, ReserveRequest,
-    Store, Usage,
+    AuditQuery, Budget, BudgetStatus, Delivery, DeliveryOutcome, Finish, KeyFilter, Queued,
+    ReserveOutcome, ReserveRequest, Store, StoredEvent, Usage, Webhook,
 };
 use crate::audit::AuditRow;
 use crate::error::StoreError;
+use crate::events::NewEvent;
 use crate::keys::{KeyHash, KeyRecord};
 use crate::ledger::Remembered;
 
@@ -244,9 +246,19 @@ impl Store for PgStore {
         self.read_sync(move |c| async move { Ok(ops::key_by_id(&c, &key_id).await?) })
     }
 
-    fn revoke(&self, key_id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let key_id = key_id.to_string();
-        self.read_sync(move |c| async move { Ok(ops::revoke(&c, &key_id, now_ms).await?) })
+    fn revoke(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+        event: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let (key_id, event) = (key_id.to_string(), event.cloned());
+        self.read_sync(move |mut c| async move {
+            let tx = c.transaction().await.map_err(ops::Fail::from)?;
+            let found = ops::revoke(&tx, &key_id, now_ms, event.as_ref()).await?;
+            tx.commit().await.map_err(ops::Fail::from)?;
+            Ok(found)
+        })
     }
 
     fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -312,6 +324,61 @@ impl Store for PgStore {
     fn budget_status(&self, name: &str, day: &str) -> Result<Option<BudgetStatus>, StoreError> {
         let (n, d) = (name.to_string(), day.to_string());
         self.read_sync(move |c| async move { Ok(ops::budget_status(&c, &n, &d).await?) })
+    }
+
+    fn insert_webhook(&self, webhook: &Webhook) -> Result<(), StoreError> {
+        let w = webhook.clone();
+        self.read_sync(move |c| async move {
+            outbox::insert_webhook(&c, &w)
+                .await
+                .map_err(ops::Fail::from)?;
+            Ok(())
+        })
+    }
+
+    fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.read_sync(|c| async move { Ok(outbox::webhooks(&c).await.map_err(ops::Fail::from)?) })
+    }
+
+    fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.read_sync(move |c| async move {
+            Ok(outbox::delete_webhook(&c, &id)
+                .await
+                .map_err(ops::Fail::from)?)
+        })
+    }
+
+    fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.read_sync(move |c| async move {
+            Ok(outbox::claim(&c, now_ms, lease_ms, limit)
+                .await
+                .map_err(ops::Fail::from)?)
+        })
+    }
+
+    fn finish_delivery(&self, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+        let o = outcome.clone();
+        self.read_sync(move |mut c| async move {
+            let tx = c.transaction().await.map_err(ops::Fail::from)?;
+            outbox::finish_delivery(&tx, &o)
+                .await
+                .map_err(ops::Fail::from)?;
+            ops::insert_audit(&tx, &o.audit).await?;
+            tx.commit().await.map_err(ops::Fail::from)?;
+            Ok(())
+        })
+    }
+
+    fn events(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read_sync(move |c| async move {
+            Ok(outbox::events(&c, limit).await.map_err(ops::Fail::from)?)
+        })
     }
 
     fn ping(&self) -> Result<(), StoreError> {

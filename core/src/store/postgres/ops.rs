@@ -18,8 +18,11 @@ use super::super::{
     AuditQuery, Budget, BudgetStatus, Finish, KeyFilter, ReserveOutcome, ReserveRequest, Settle,
     Usage,
 };
+use super::outbox;
+use crate::alerts;
 use crate::audit::AuditRow;
 use crate::error::StoreError;
+use crate::events::NewEvent;
 use crate::keys::{KeyHash, KeyRecord};
 use crate::ledger::{self, MoneyState, Remembered, Retry};
 
@@ -187,7 +190,7 @@ pub(super) async fn reserve<C: GenericClient>(
             COALESCE((SELECT SUM(s.amount) FROM spends s WHERE s.key_id = k.key_id AND s.object_id = $3
                       AND s.state NOT IN ('none', 'superseded')), 0)::BIGINT,
             i.spend_id, i.idem_fp, i.state, dup.spend_id, dup.created_at_ms,
-            (SELECT json_agg(json_build_array(b.name, b.max_usd, b.daily_usd_cap,
+            (SELECT json_agg(json_build_array(b.name, b.max_usd, b.daily_usd_cap, b.alert_at,
                     COALESCE((SELECT SUM(t.amount) FROM budget_totals t WHERE t.budget = b.name), 0),
                     COALESCE((SELECT SUM(t.amount) FROM budget_totals t WHERE t.budget = b.name AND t.day = $2), 0))
                     ORDER BY b.name)::TEXT
@@ -240,9 +243,20 @@ pub(super) async fn reserve<C: GenericClient>(
             budget: None,
         });
     }
-    if let Some(over) = over_budget(row.get::<_, Option<&str>>(10), counted)? {
+    let budgets = budget_rows(row.get::<_, Option<&str>>(10))?;
+    if let Some(over) = over_budget(&budgets, counted) {
         return Ok(over);
     }
+    let crossed = alerts::reached_by_key_and_budgets(
+        req.caps(),
+        &req.alert_at,
+        total,
+        today,
+        budgets
+            .iter()
+            .map(|(n, c, a, t, d)| (n.as_str(), *c, a.as_slice(), *t, *d)),
+        counted,
+    );
     let spend_id = match reuse {
         Some(id) => {
             exec(c,
@@ -264,33 +278,52 @@ pub(super) async fn reserve<C: GenericClient>(
             row.get(0)
         }
     };
-    Ok(ReserveOutcome::Reserved { spend_id, counted })
+    Ok(ReserveOutcome::Reserved {
+        spend_id,
+        counted,
+        crossed,
+    })
 }
 
-/// The first budget (by name) that `counted` more µUSD would cross, from the reservation
-/// read's `[name, max_usd, daily_usd_cap, total, today]` rows (JSON; `None`: no budgets).
-fn over_budget(json: Option<&str>, counted: i64) -> Res<Option<ReserveOutcome>> {
-    let Some(json) = json else { return Ok(None) };
-    type Row = (String, Option<i64>, Option<i64>, i64, i64);
-    let budgets: Vec<Row> = serde_json::from_str(json)
+/// A budget of the key as the reservation read it: name, caps, `alert_at`, total, today.
+type BudgetRow = (String, ledger::Caps, Vec<u16>, i64, i64);
+
+/// The reservation read's `[name, max_usd, daily_usd_cap, alert_at, total, today]` rows
+/// (JSON; `None`: the key joined no budget).
+fn budget_rows(json: Option<&str>) -> Res<Vec<BudgetRow>> {
+    let Some(json) = json else { return Ok(vec![]) };
+    type Raw = (String, Option<i64>, Option<i64>, Option<String>, i64, i64);
+    let raw: Vec<Raw> = serde_json::from_str(json)
         .map_err(|e| Fail::from(StoreError::Corrupt(format!("budget totals: {e}"))))?;
+    Ok(raw
+        .into_iter()
+        .map(|(name, max_usd, daily_usd_cap, alert_at, total, today)| {
+            let caps = ledger::Caps {
+                max_usd,
+                daily_usd_cap,
+            };
+            (
+                name,
+                caps,
+                alerts::from_column(alert_at.as_deref()),
+                total,
+                today,
+            )
+        })
+        .collect())
+}
+
+/// The first budget (by name) that `counted` more µUSD would cross.
+fn over_budget(budgets: &[BudgetRow], counted: i64) -> Option<ReserveOutcome> {
     let rows = budgets
         .iter()
-        .map(|(name, max_usd, daily_usd_cap, total, today)| {
-            let caps = ledger::Caps {
-                max_usd: *max_usd,
-                daily_usd_cap: *daily_usd_cap,
-            };
-            (name.as_str(), caps, *total, *today)
-        });
-    Ok(
-        ledger::check_budgets(rows, counted).map(|(name, over)| ReserveOutcome::OverCap {
-            window: over.window,
-            cap: over.cap,
-            spent: over.spent,
-            budget: Some(name.to_string()),
-        }),
-    )
+        .map(|(name, caps, _, total, today)| (name.as_str(), *caps, *total, *today));
+    ledger::check_budgets(rows, counted).map(|(name, over)| ReserveOutcome::OverCap {
+        window: over.window,
+        cap: over.cap,
+        spent: over.spent,
+        budget: Some(name.to_string()),
+    })
 }
 
 /// Rewrite the rows of one vendor object by [`ledger::object_position`] (one statement for
@@ -373,10 +406,10 @@ pub(super) async fn finish<C: GenericClient>(
         Ok::<_, Fail>(())
     };
     let audit = async {
-        match &f.audit {
-            Some(a) => insert_audit(c, a).await,
-            None => Ok(()),
+        if let Some(a) = &f.audit {
+            insert_audit(c, a).await?;
         }
+        Ok(outbox::insert_events(c, &f.events).await?)
     };
     let (totals, remembered, audited) = futures_util::future::join3(ledger, remember, audit).await;
     // If one statement failed, the others fail as "transaction aborted": report the cause.
@@ -496,8 +529,8 @@ pub(super) async fn insert_key<C: GenericClient>(c: &C, r: &KeyRecord, hash: &Ke
 
 pub(super) async fn insert_budget<C: GenericClient>(c: &C, b: &Budget) -> Res<bool> {
     let n = exec(c,
-        "INSERT INTO budgets (name, max_usd, daily_usd_cap, created_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
-        &[&b.name, &b.max_usd, &b.daily_usd_cap, &b.created_at_ms],
+        "INSERT INTO budgets (name, max_usd, daily_usd_cap, created_at_ms, alert_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+        &[&b.name, &b.max_usd, &b.daily_usd_cap, &b.created_at_ms, &alerts::to_column(&b.alert_at)],
     )
     .await?;
     Ok(n == 1)
@@ -509,13 +542,14 @@ fn budget_row(r: &Row) -> Budget {
         max_usd: r.get(1),
         daily_usd_cap: r.get(2),
         created_at_ms: r.get(3),
+        alert_at: alerts::from_column(r.get(4)),
     }
 }
 
 pub(super) async fn budgets<C: GenericClient>(c: &C) -> Res<Vec<Budget>> {
     Ok(rows(
         c,
-        "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets ORDER BY name",
+        "SELECT name, max_usd, daily_usd_cap, created_at_ms, alert_at FROM budgets ORDER BY name",
         &[],
     )
     .await?
@@ -531,7 +565,7 @@ pub(super) async fn budget_status<C: GenericClient>(
 ) -> Res<Option<BudgetStatus>> {
     let Some(b) = opt(
         c,
-        "SELECT name, max_usd, daily_usd_cap, created_at_ms FROM budgets WHERE name = $1",
+        "SELECT name, max_usd, daily_usd_cap, created_at_ms, alert_at FROM budgets WHERE name = $1",
         &[&name],
     )
     .await?
@@ -566,14 +600,28 @@ pub(super) async fn budget_status<C: GenericClient>(
 
 /// Mark revoked (keeping the first time) and tell listening instances, in one statement: the
 /// notice goes out when it commits.
-pub(super) async fn revoke<C: GenericClient>(c: &C, key_id: &str, now_ms: i64) -> Res<bool> {
-    let n = rows(c,
-        "WITH r AS (UPDATE keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE key_id = $1 RETURNING key_id)
+/// The event goes in with the first revocation only (the caller's transaction).
+pub(super) async fn revoke<C: GenericClient>(
+    c: &C,
+    key_id: &str,
+    now_ms: i64,
+    event: Option<&NewEvent>,
+) -> Res<bool> {
+    let first = rows(c,
+        "WITH r AS (UPDATE keys SET revoked_at_ms = $2 WHERE key_id = $1 AND revoked_at_ms IS NULL RETURNING key_id)
          SELECT pg_notify('vendorgate_keys', key_id) FROM r",
         &[&key_id, &now_ms],
     )
     .await?;
-    Ok(!n.is_empty())
+    if !first.is_empty() {
+        if let Some(e) = event {
+            outbox::insert_events(c, std::slice::from_ref(e)).await?;
+        }
+        return Ok(true);
+    }
+    Ok(opt(c, "SELECT 1 FROM keys WHERE key_id = $1", &[&key_id])
+        .await?
+        .is_some())
 }
 
 pub(super) async fn key_by_hash<C: GenericClient>(c: &C, hash: &KeyHash) -> Res<Option<KeyRecord>> {

@@ -10,7 +10,8 @@ use crate::error::StoreError;
 /// Any fixed number: the lock only has to be the same for every vendorgate instance.
 const MIGRATION_LOCK: i64 = 0x7665_6e64_6f72;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE keys (
     key_id        TEXT PRIMARY KEY,
     key_hash      BYTEA NOT NULL UNIQUE,
@@ -166,7 +167,45 @@ CREATE TABLE instances (
     started_ms   BIGINT NOT NULL,
     heartbeat_ms BIGINT NOT NULL
 );
-"#];
+"#,
+    // 2: early warnings and webhooks (as SQLite's migration 9). An event is stored once per
+    // dedupe key; one delivery row per subscribed webhook; workers claim due rows with
+    // FOR UPDATE SKIP LOCKED and a lease on `next_at_ms`.
+    r#"
+ALTER TABLE budgets ADD COLUMN alert_at TEXT;
+CREATE TABLE events (
+    seq     BIGSERIAL PRIMARY KEY,
+    id      TEXT NOT NULL UNIQUE,
+    type    TEXT NOT NULL,
+    dedupe  TEXT UNIQUE,
+    time_ms BIGINT NOT NULL,
+    key_id  TEXT,
+    payload TEXT NOT NULL
+);
+CREATE TABLE webhooks (
+    id            TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    secret        TEXT NOT NULL,
+    events        TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    disabled      TEXT
+);
+CREATE TABLE deliveries (
+    id            BIGSERIAL PRIMARY KEY,
+    event_seq     BIGINT NOT NULL REFERENCES events (seq),
+    webhook_id    TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at_ms    BIGINT NOT NULL,
+    last_status   INTEGER,
+    last_error    TEXT,
+    updated_at_ms BIGINT NOT NULL,
+    UNIQUE (event_seq, webhook_id)
+);
+CREATE INDEX deliveries_due ON deliveries (next_at_ms) WHERE state = 'pending';
+"#,
+];
 
 /// Bring the schema up to date (or refuse a database migrated by a newer vendorgate).
 pub(super) async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {

@@ -151,8 +151,11 @@ pub async fn run(args: ServeArgs) -> Result<(), ServerError> {
     if admin_token.is_none() {
         tracing::warn!("no admin token: the admin API answers 503; set VENDORGATE_ADMIN_TOKEN to issue keys over HTTP, or use `vendorgate keys issue --db {}`", crate::db::shown(&db));
     }
+    // Webhook events wait in the store's outbox; this task sends them (and retries).
+    let deliveries = state.gateway.spawn_deliveries();
     tracing::info!(db = %crate::db::shown(&db), "ready");
     shutdown_signal().await;
+    deliveries.abort();
     tracing::info!("shutting down: finishing in-flight requests");
     main.shutdown().await;
     if let Some(a) = admin {
