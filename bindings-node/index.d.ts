@@ -135,12 +135,16 @@ export interface KeySpec {
   duplicateWindow?: number | string
   /** Budgets (by name, see `createBudget`) the key joins: a call must fit under each one's caps too. */
   budgets?: string[]
+  /** Fractions of each cap (`[0.5, 0.8]`) at which a `spend.threshold_crossed` webhook fires, once per cap window. */
+  alertAt?: Array<number | string>
 }
 
 export interface BudgetSpec {
   name: string
   maxUsd?: UsdInput | null
   dailyUsdCap?: UsdInput | null
+  /** As `KeySpec.alertAt`, for the budget's caps. */
+  alertAt?: Array<number | string>
 }
 
 export interface BudgetStatus {
@@ -156,6 +160,8 @@ export interface BudgetStatus {
   remainingUsd: Usd
   /** Ids of the keys that joined it. */
   keys: string[]
+  /** Early-warning thresholds, fractions of each cap. */
+  alertAt: number[]
 }
 
 export interface Policy {
@@ -168,6 +174,8 @@ export interface Policy {
   duplicateWindowSecs: number | null
   /** Budgets the key joined. */
   budgets: string[]
+  /** Early-warning thresholds, fractions of each cap. */
+  alertAt: number[]
 }
 
 /** Anything that names a key: the key object, its id (`key_…`) or its vault key (`vk_…`). */

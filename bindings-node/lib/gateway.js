@@ -19,6 +19,7 @@ const {
   keyIdOf,
   specToJson,
   configToJson,
+  fractionList,
 } = require('./input.js')
 const { Client } = require('./client.js')
 
@@ -127,11 +128,14 @@ class Gateway {
 
   /**
    * Create a budget many keys can share (`issueKey({ ..., budgets: [name] })`): a call of any
-   * member key must also fit under its caps. `{ name, maxUsd?, dailyUsdCap? }`, at least one cap.
+   * member key must also fit under its caps. `{ name, maxUsd?, dailyUsdCap?, alertAt? }`, at
+   * least one cap; `alertAt: [0.5, 0.8]` sends `spend.threshold_crossed` webhooks.
    */
   async createBudget(spec) {
-    const o = options('spec', spec, ['name', 'maxUsd', 'dailyUsdCap'])
+    const o = options('spec', spec, ['name', 'maxUsd', 'dailyUsdCap', 'alertAt'])
     const body = { name: o.name }
+    const alertAt = fractionList('alertAt', o.alertAt)
+    if (alertAt !== undefined) body.alert_at = alertAt
     const mx = usdText('maxUsd', o.maxUsd)
     if (mx !== undefined) body.max_usd = mx
     const dc = usdText('dailyUsdCap', o.dailyUsdCap)

@@ -168,7 +168,7 @@ function keyIdOf(key) {
 }
 
 const VENDORS = ['stripe', 'twilio', 'resend']
-const SPEC_KEYS = ['vendor', 'maxUsd', 'dailyUsdCap', 'allowedEndpoints', 'expiresIn', 'runId', 'metadata', 'stripeAccounts', 'duplicateWindow', 'budgets']
+const SPEC_KEYS = ['vendor', 'maxUsd', 'dailyUsdCap', 'allowedEndpoints', 'expiresIn', 'runId', 'metadata', 'stripeAccounts', 'duplicateWindow', 'budgets', 'alertAt']
 
 /** An issueKey spec → the admin API's JSON body (`KeySpec::from_json` in the core). */
 function specToJson(spec) {
@@ -195,7 +195,19 @@ function specToJson(spec) {
   put('stripe_accounts', stringList('stripeAccounts', spec.stripeAccounts))
   put('duplicate_window', durationValue('duplicateWindow', spec.duplicateWindow))
   put('budgets', stringList('budgets', spec.budgets))
+  put('alert_at', fractionList('alertAt', spec.alertAt))
   return out
+}
+
+/** `alertAt: [0.5, 0.8]` → the decimal strings the core reads exactly. */
+function fractionList(field, v) {
+  if (v === undefined || v === null) return undefined
+  if (!Array.isArray(v)) throw typeError(field, `must be an array of fractions of each cap like [0.5, 0.8], got ${typeName(v)}`)
+  return v.map((x, i) => {
+    if (typeof x === 'string') return x
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw typeError(field, `item ${i} must be a number like 0.8, got ${typeName(x)}`)
+    return plainDecimal(x)
+  })
 }
 
 // ---- settings (Gateway.open's config) ----------------------------------------------------------
@@ -268,6 +280,9 @@ function settingValue(path, key, v, unit) {
       return v
     case 'USD':
       return usdText('config', v, `${path} `)
+    case 'list of s':
+      if (!Array.isArray(v)) throw configType(path, 'an array of whole seconds', v)
+      return v.map((n, i) => settingValue(`${path}[${i}]`, key, n, 's'))
     case 'list':
       if (!Array.isArray(v)) throw configType(path, 'an array of { vendor, operation, free | priceUsd }', v)
       return v.map((entry, i) => settingsLevel(`${path}[${i}]`, entry, OVERRIDE_SHAPE))
@@ -293,6 +308,7 @@ function configToJson(config) {
 }
 
 module.exports = {
+  fractionList,
   typeName,
   isPlainObject,
   options,

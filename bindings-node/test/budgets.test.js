@@ -42,3 +42,16 @@ for (const mode of ['embedded', 'connect']) {
     assert.ok((await gw.budgets()).some((x) => x.name === name))
   })
 }
+
+for (const mode of ['embedded', 'connect']) {
+  test(`${mode}: alert thresholds round-trip exactly`, async () => {
+    const gw = mode === 'embedded' ? await Gateway.open(dbPath('alerts')) : await Gateway.connect(server.url, { adminToken: server.adminToken })
+    const name = `warn-${crypto.randomBytes(4).toString('hex')}`
+    const b = await gw.createBudget({ name, maxUsd: 100, alertAt: [0.5, '0.95'] })
+    assert.deepEqual(b.alertAt, [0.5, 0.95])
+    const k = await gw.issueKey({ vendor: 'stripe', maxUsd: 10, alertAt: [0.8, 0.125], budgets: [name] })
+    assert.deepEqual(k.policy.alertAt, [0.125, 0.8])
+    await assert.rejects(gw.issueKey({ vendor: 'stripe', maxUsd: 10, alertAt: [1.5] }), (e) => e instanceof RangeError && e.field === 'alertAt' && /at most 1/.test(e.message))
+    await assert.rejects(gw.issueKey({ vendor: 'stripe', maxUsd: 10, alertAt: 0.5 }), TypeError)
+  })
+}

@@ -44,6 +44,7 @@ test('issueKey returns the key, its policy and money as decimal strings', async 
     stripeAccounts: [],
     duplicateWindowSecs: null,
     budgets: [],
+    alertAt: [],
   })
   const ttl = Date.parse(key.expiresAt) - Date.now()
   assert.ok(ttl > 14 * 60e3 && ttl <= 15 * 60e3, `expiresAt ${key.expiresAt}`)

@@ -47,3 +47,16 @@ def test_budget_refusals_name_the_field(gw: Gateway) -> None:
     assert ei.value.field == "budgets" and "no-such-budget" in ei.value.message
     with pytest.raises(vendorgate.KeyNotFound):
         gw.budget("no-such-budget")
+
+
+def test_alert_thresholds_round_trip_exactly(gw: Gateway) -> None:
+    name = f"warn-{uuid.uuid4().hex[:8]}"
+    b = gw.create_budget(name, max_usd=100, alert_at=[0.5, Decimal("0.95")])
+    assert b.alert_at == (Decimal("0.5"), Decimal("0.95"))
+    k = gw.issue_key("stripe", max_usd=10, alert_at=[0.8, "0.125"], budgets=[name])
+    assert k.policy.alert_at == (Decimal("0.125"), Decimal("0.8"))
+    with pytest.raises(vendorgate.InvalidInput) as ei:
+        gw.issue_key("stripe", max_usd=10, alert_at=[1.5])
+    assert ei.value.field == "alert_at"
+    with pytest.raises(TypeError):
+        gw.issue_key("stripe", max_usd=10, alert_at=0.5)

@@ -91,6 +91,8 @@ class BudgetStatus:
     total_usd: Decimal
     remaining_usd: Decimal
     keys: Tuple[str, ...]
+    #: Early-warning thresholds, fractions of each cap.
+    alert_at: Tuple[Decimal, ...] = ()
 
     @classmethod
     def _from_json(cls, v: Mapping[str, Any]) -> "BudgetStatus":
@@ -105,6 +107,7 @@ class BudgetStatus:
             total_usd=Decimal(v.get("total_usd", "0")),
             remaining_usd=Decimal(v.get("remaining_usd", "0")),
             keys=tuple(v.get("keys") or ()),
+            alert_at=tuple(Decimal(str(x)) for x in v.get("alert_at") or ()),
         )
 
 
@@ -122,6 +125,8 @@ class Policy:
     duplicate_window_secs: Optional[int] = None
     #: Budgets the key joined.
     budgets: Tuple[str, ...] = ()
+    #: Early-warning thresholds, fractions of each cap (``Decimal("0.8")`` is 80 %).
+    alert_at: Tuple[Decimal, ...] = ()
 
     @classmethod
     def _from_json(cls, v: Mapping[str, Any]) -> "Policy":
@@ -133,6 +138,7 @@ class Policy:
             stripe_accounts=tuple(v.get("stripe_accounts") or ()),
             duplicate_window_secs=v.get("duplicate_window_secs"),
             budgets=tuple(v.get("budgets") or ()),
+            alert_at=tuple(Decimal(str(x)) for x in v.get("alert_at") or ()),
         )
 
 
@@ -640,6 +646,22 @@ def _str_list(v: Any, name: str) -> List[str]:
     return items
 
 
+def _fractions(v: Any) -> List[str]:
+    """``alert_at`` as the decimal strings the gateway reads exactly (``0.8`` → ``"0.8"``)."""
+    if isinstance(v, (str, bytes)):
+        raise TypeError("alert_at must be a list of fractions, not a single value (wrap it in a list)")
+    try:
+        items = list(v)
+    except TypeError:
+        raise TypeError(f"alert_at must be a list of fractions, not {type(v).__name__}") from None
+    out = []
+    for i in items:
+        if isinstance(i, bool) or not isinstance(i, (int, float, Decimal, str)):
+            raise TypeError(f"alert_at must hold numbers like 0.8, got {i!r}")
+        out.append(repr(i) if isinstance(i, float) else str(i))
+    return out
+
+
 class Gateway:
     """A vendorgate gateway: embedded (:meth:`open`) or a running server (:meth:`connect`).
     Both have the same methods and raise the same exceptions.
@@ -735,6 +757,7 @@ class Gateway:
         stripe_accounts: Iterable[str] = (),
         duplicate_window: Optional[Union[int, str, _dt.timedelta]] = None,
         budgets: Iterable[str] = (),
+        alert_at: Iterable[Union[Decimal, str, float]] = (),
     ) -> Key:
         """Issue a vault key for ``vendor`` (``"stripe"``, ``"twilio"`` or ``"resend"``).
 
@@ -747,7 +770,9 @@ class Gateway:
         :class:`DuplicateRequest` (code ``duplicate_action``); ``0`` turns the guard off;
         default: the gateway's ``duplicate_window_secs`` (600). ``budgets``: names of budgets
         (see :meth:`create_budget`) the key joins; a call must fit under each of their caps.
-        Raises :class:`ValueError` naming the field for bad values, :class:`TypeError` for
+        ``alert_at``: fractions of each cap (``[0.5, 0.8]``) at which a
+        ``spend.threshold_crossed`` event is sent to the gateway's webhooks, once per cap
+        window. Raises :class:`ValueError` naming the field for bad values, :class:`TypeError` for
         wrong types.
         """
         if not isinstance(vendor, str):
@@ -782,6 +807,9 @@ class Gateway:
         names = _str_list(budgets, "budgets")
         if names:
             spec["budgets"] = names
+        thresholds = _fractions(alert_at)
+        if thresholds:
+            spec["alert_at"] = thresholds
         try:
             text = self._n.issue_key(_json.dumps(spec))
         except _native.NativeError as e:
@@ -815,10 +843,12 @@ class Gateway:
         *,
         max_usd: Optional[Union[int, Decimal, str, float]] = None,
         daily_usd_cap: Optional[Union[int, Decimal, str, float]] = None,
+        alert_at: Iterable[Union[Decimal, str, float]] = (),
     ) -> "BudgetStatus":
         """Create a budget that many keys can share (``issue_key(..., budgets=[name])``):
         a call of any member key must also fit under the budget's caps. At least one cap.
-        A taken name raises :class:`InvalidInput`."""
+        ``alert_at`` as in :meth:`issue_key`, for the budget's caps. A taken name raises
+        :class:`InvalidInput`."""
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         spec: Dict[str, Any] = {"name": name}
@@ -828,6 +858,9 @@ class Gateway:
         dc = usd_text_or_none(daily_usd_cap, "daily_usd_cap")
         if dc is not None:
             spec["daily_usd_cap"] = dc
+        thresholds = _fractions(alert_at)
+        if thresholds:
+            spec["alert_at"] = thresholds
         try:
             self._n.create_budget(_json.dumps(spec))
         except _native.NativeError as e:
@@ -923,6 +956,7 @@ class Gateway:
         stripe_accounts: Iterable[str] = (),
         duplicate_window: Optional[Union[int, str, _dt.timedelta]] = None,
         budgets: Iterable[str] = (),
+        alert_at: Iterable[Union[Decimal, str, float]] = (),
     ) -> Iterator[Key]:
         """Issue a key for one agent run and revoke it when the block ends, whether it
         succeeded or raised::
@@ -944,6 +978,7 @@ class Gateway:
             stripe_accounts=stripe_accounts,
             duplicate_window=duplicate_window,
             budgets=budgets,
+            alert_at=alert_at,
         )
         try:
             yield key

@@ -368,6 +368,14 @@ pub fn spec_json(spec: &KeySpec) -> Value {
     if !spec.budgets.is_empty() {
         v["budgets"] = json!(spec.budgets);
     }
+    if !spec.alert_at.is_empty() {
+        let fractions: Vec<Value> = spec
+            .alert_at
+            .iter()
+            .map(|bp| crate::alerts::bp_json(*bp))
+            .collect();
+        v["alert_at"] = json!(fractions);
+    }
     v
 }
 
