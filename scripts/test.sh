@@ -54,6 +54,8 @@ step "Offline demo (smoke)"
 grep -q "spend_cap_exceeded" "$ROOT/target/demo-output.txt"
 grep -q "duplicate_action" "$ROOT/target/demo-output.txt"
 grep -q "by the budget demo-team-" "$ROOT/target/demo-output.txt"
+grep -q "spend.threshold_crossed    budget demo-team-" "$ROOT/target/demo-output.txt"
+grep -q "spend.threshold_crossed    run demo-billing" "$ROOT/target/demo-output.txt"
 
 if [ -x bindings-python/run-tests.sh ]; then
   step "Python binding"

@@ -128,6 +128,21 @@ impl Handle {
         }
     }
 
+    /// The newest events (warnings, refusals, revocations) with their deliveries.
+    pub async fn events(&self, limit: usize) -> Result<Vec<Value>> {
+        match self {
+            Handle::Embedded(g) => Ok(g.events(limit).await?.iter().map(|e| e.to_json()).collect()),
+            Handle::Remote(r) => array(
+                r.admin(
+                    reqwest::Method::GET,
+                    &format!("/v1/events?limit={limit}"),
+                    None,
+                )
+                .await?,
+            ),
+        }
+    }
+
     pub async fn list_keys(&self, run_id: Option<String>, active: bool) -> Result<Vec<Value>> {
         match self {
             Handle::Embedded(g) => Ok(g

@@ -145,12 +145,14 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
     spec.run_id = Some("demo-billing".into());
     // Off for this key, so the scene shows the cap; scene 2 shows the guard.
     spec.duplicate_window_secs = Some(0);
+    // Warnings at 50 % and 80 % of the cap, before the hard stop at 100 %.
+    spec.alert_at = vec![5000, 8000];
     let billing = admin.issue_key(spec).await?;
     let billing_auth = format!(
         "Bearer {}",
         billing["vault_key"].as_str().unwrap_or_default()
     );
-    println!("1) billing agent (run demo-billing): Stripe key, max_usd $500, may POST /v1/payment_intents, duplicate guard off");
+    println!("1) billing agent (run demo-billing): Stripe key, max_usd $500 with warnings at 50 % and 80 %, may POST /v1/payment_intents, duplicate guard off");
     println!(
         "   retries a $100 charge {} times, 20 at a time",
         args.retries
@@ -297,10 +299,10 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
             .map_or(0, |d| d.as_millis())
     );
     admin
-        .create_budget(serde_json::json!({"name": team, "max_usd": "250"}))
+        .create_budget(serde_json::json!({"name": team, "max_usd": "250", "alert_at": [0.8]}))
         .await?;
     println!(
-        "4) two billing runs share the budget {team} ($250); each key has a $200 cap of its own"
+        "4) two billing runs share the budget {team} ($250, a warning at 80 %); each key has a $200 cap of its own"
     );
     let mut team_auth = Vec::new();
     for run in ["demo-team-a", "demo-team-b"] {
@@ -371,6 +373,27 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         .await;
     println!("   key revoked; next call → {status} {}\n", code_of(&v));
 
+    // Warnings and the other events, as webhooks receive them (POST /v1/webhooks).
+    let events = admin.events(1000).await?;
+    let ours: Vec<&Value> = events
+        .iter()
+        .rev()
+        .filter(|e| {
+            let d = &e["data"];
+            d["run_id"].as_str().is_some_and(|r| r.starts_with("demo-"))
+                || d["budget"].as_str() == Some(team.as_str())
+        })
+        .collect();
+    println!("Events ({}), what a webhook would receive:", ours.len());
+    for e in ours {
+        println!(
+            "   {:<26} {}",
+            e["type"].as_str().unwrap_or("?"),
+            event_line(&e["data"])
+        );
+    }
+    println!();
+
     if let Setup::Own { sim_state, .. } = &setup {
         let seen = sim_state.seen();
         let count = |vendor: &str| {
@@ -422,6 +445,34 @@ pub async fn run(args: DemoArgs) -> Result<(), ServerError> {
         sim.shutdown().await;
     }
     Ok(())
+}
+
+/// One event's data in a line: who, and what was reached or refused.
+fn event_line(d: &Value) -> String {
+    let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
+    let who = match d["budget"].as_str() {
+        Some(b) => format!("budget {b}"),
+        None => format!("run {}", s("run_id")),
+    };
+    match (&d["threshold"], d["cap_usd"].as_str()) {
+        (Value::Number(t), Some(cap)) => format!(
+            "{who}: {}% of {} ${cap} reached (${} counted)",
+            (t.as_f64().unwrap_or(0.0) * 100.0).round(),
+            s("cap"),
+            s("counted_usd")
+        ),
+        (_, Some(cap)) => format!(
+            "{who}: {} ${cap} reached; a ${} call refused",
+            s("cap"),
+            s("refused_estimate_usd")
+        ),
+        _ if d["first_call"].is_object() => format!(
+            "{who}: {} repeated; the first call was at {}",
+            s("endpoint"),
+            d["first_call"]["time"].as_str().unwrap_or("?")
+        ),
+        _ => format!("{who}: key {}", s("key_id")),
+    }
 }
 
 /// Whether an Authorization value (Bearer, or Basic in base64) holds a vault key.
