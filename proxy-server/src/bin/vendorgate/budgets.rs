@@ -19,6 +19,9 @@ pub enum BudgetsCommand {
         /// Cap per UTC day, in USD.
         #[arg(long, allow_hyphen_values = true)]
         daily_usd_cap: Option<String>,
+        /// Warn (a spend.threshold_crossed event) at these fractions of each cap: 0.5,0.8.
+        #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
+        alert_at: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -48,10 +51,14 @@ pub async fn budgets(cmd: BudgetsCommand) -> Result<(), ServerError> {
             name,
             max_usd,
             daily_usd_cap,
+            alert_at,
             json: as_json,
             target,
         } => {
             let mut spec = json!({ "name": name });
+            if !alert_at.is_empty() {
+                spec["alert_at"] = json!(alert_at);
+            }
             if let Some(m) = max_usd {
                 spec["max_usd"] = json!(m);
             }

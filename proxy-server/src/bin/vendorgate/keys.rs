@@ -77,6 +77,9 @@ pub struct IssueArgs {
     /// A budget the key joins (see `vendorgate budgets`). Repeat.
     #[arg(long = "budget", value_name = "NAME")]
     budgets: Vec<String>,
+    /// Warn (a spend.threshold_crossed event) at these fractions of each cap: 0.5,0.8.
+    #[arg(long, value_delimiter = ',', value_name = "FRACTION")]
+    alert_at: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -150,6 +153,10 @@ pub async fn keys(cmd: KeysCommand) -> Result<(), ServerError> {
                 })?;
             spec.run_id = a.run_id;
             spec.budgets = a.budgets;
+            if !a.alert_at.is_empty() {
+                spec.alert_at =
+                    vendorgate::alerts::parse_alert_at(Some(&serde_json::json!(a.alert_at)))?;
+            }
             if let Some(w) = &a.duplicate_window {
                 spec.duplicate_window_secs =
                     Some(vendorgate::keys::parse_ttl_str(w).ok_or_else(|| {
