@@ -49,6 +49,7 @@ fn call(store: &dyn Store, i: usize) {
             daily_usd_cap: None,
             action: None,
             alert_at: vec![],
+            about: None,
         })
         .unwrap();
     let ReserveOutcome::Reserved { spend_id, .. } = out else {

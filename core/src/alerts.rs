@@ -2,12 +2,13 @@
 //!
 //! A threshold is a fraction of a cap kept as basis points (1/10 000), parsed from the JSON
 //! number's own digits so `0.8` is exactly 8 000 and no float ever touches money. A threshold
-//! is *reached* when what counts against the cap (spent, pending, unknown and reserved — the
-//! same sum the cap is checked against, so a warning comes no later than the money it warns
-//! of) is at least `ceil(cap × bp / 10 000)`. The check is a level, not an edge: every
-//! admitted reservation at or over a threshold reports it, and the event's durable dedupe key
-//! (scope, cap, period, threshold) makes it fire once per cap window. A missed edge (a crash
-//! between the reservation and its record) is then caught by the next call.
+//! is *crossed* by the one admitted reservation that takes what counts against the cap
+//! (spent, pending, unknown and reserved — the same sum the cap is checked against, so a
+//! warning comes no later than the money it warns of) from below `ceil(cap × bp / 10 000)`
+//! to at or above it. Reservations of a key (and of a budget) are serialized by the store,
+//! so exactly one reservation crosses each threshold; the store records the event in that
+//! reservation's transaction. Its dedupe key (scope, cap, period, threshold) keeps it to once
+//! per cap window even when a settlement below the estimate lets the total cross again.
 
 use serde_json::Value;
 
@@ -20,7 +21,7 @@ pub const WHOLE: u16 = 10_000;
 /// At most this many thresholds per key or budget.
 pub const MAX_THRESHOLDS: usize = 10;
 
-/// One threshold of one cap reached by an admitted reservation.
+/// One threshold of one cap crossed by an admitted reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crossing {
     /// The budget whose cap it is, or `None` for the key's own.
@@ -40,10 +41,10 @@ pub fn threshold_amount(cap: i64, bp: u16) -> i64 {
     ((n + w - 1) / w) as i64
 }
 
-/// Every threshold of every cap that `total`/`today` (the key's or budget's counted amounts
-/// *before* this reservation) plus `counted` reach. A cap of 0 has no thresholds (nothing can
-/// be spent under it).
-pub fn reached(
+/// Every threshold of every cap that `counted` more µUSD cross, from `total`/`today` (the
+/// key's or budget's counted amounts *before* this reservation). A cap of 0 has no thresholds
+/// (nothing can be spent under it).
+pub fn crossed(
     budget: Option<&str>,
     caps: Caps,
     alert_at: &[u16],
@@ -64,7 +65,8 @@ pub fn reached(
         };
         let after = before.saturating_add(counted);
         for &bp in alert_at {
-            if after >= threshold_amount(cap, bp) {
+            let at = threshold_amount(cap, bp);
+            if before < at && after >= at {
                 out.push(Crossing {
                     budget: budget.map(str::to_string),
                     window,
@@ -78,10 +80,10 @@ pub fn reached(
     out
 }
 
-/// [`reached`] for a key (its own `alert_at`, `total`, `today`) and every budget it joined,
+/// [`crossed`] for a key (its own `alert_at`, `total`, `today`) and every budget it joined,
 /// from `(name, caps, alert_at, total, today)` rows: what a reservation of `counted` more
 /// µUSD reports, on either store.
-pub fn reached_by_key_and_budgets<'a>(
+pub fn crossed_by_key_and_budgets<'a>(
     caps: Caps,
     alert_at: &[u16],
     total: i64,
@@ -89,9 +91,9 @@ pub fn reached_by_key_and_budgets<'a>(
     budgets: impl IntoIterator<Item = (&'a str, Caps, &'a [u16], i64, i64)>,
     counted: i64,
 ) -> Vec<Crossing> {
-    let mut out = reached(None, caps, alert_at, total, today, counted);
+    let mut out = crossed(None, caps, alert_at, total, today, counted);
     for (name, caps, alert_at, total, today) in budgets {
-        out.extend(reached(Some(name), caps, alert_at, total, today, counted));
+        out.extend(crossed(Some(name), caps, alert_at, total, today, counted));
     }
     out
 }
@@ -220,14 +222,14 @@ mod tests {
     }
 
     #[test]
-    fn a_threshold_is_reached_at_its_amount_rounded_up() {
+    fn a_threshold_is_crossed_once_at_its_amount_rounded_up() {
         let run = Caps {
             max_usd: Some(100_000_000),
             daily_usd_cap: None,
         };
         // $100 run cap, 80 %: $80 exactly reaches it, $79.999999 does not.
-        assert!(reached(None, run, &[8000], 0, 0, 79_999_999).is_empty());
-        let r = reached(None, run, &[8000], 70_000_000, 0, 10_000_000);
+        assert!(crossed(None, run, &[8000], 0, 0, 79_999_999).is_empty());
+        let r = crossed(None, run, &[8000], 70_000_000, 0, 10_000_000);
         assert_eq!(r.len(), 1);
         assert_eq!(
             (r[0].window, r[0].bp, r[0].counted),
@@ -238,9 +240,9 @@ mod tests {
             daily_usd_cap: Some(3),
         };
         // 3 µUSD daily cap at 50 %: 1.5 rounds up to 2.
-        assert!(reached(None, caps, &[5000], 0, 1, 0).is_empty());
+        assert!(crossed(None, caps, &[5000], 0, 1, 0).is_empty());
         assert_eq!(
-            reached(None, caps, &[5000], 0, 1, 1)[0].window,
+            crossed(None, caps, &[5000], 0, 1, 1)[0].window,
             CapWindow::Daily
         );
         // Zero caps and no thresholds report nothing.
@@ -248,7 +250,10 @@ mod tests {
             max_usd: Some(0),
             daily_usd_cap: None,
         };
-        assert!(reached(None, zero, &[5000], 0, 0, 0).is_empty());
-        assert!(reached(None, caps, &[], 0, 0, 1 << 40).is_empty());
+        assert!(crossed(None, zero, &[5000], 0, 0, 0).is_empty());
+        assert!(crossed(None, caps, &[], 0, 0, 1 << 40).is_empty());
+        // Already at or past it: no second crossing by a later reservation.
+        assert!(crossed(None, run, &[8000], 80_000_000, 0, 1).is_empty());
+        assert!(crossed(None, run, &[8000], 90_000_000, 0, 0).is_empty());
     }
 }

@@ -50,6 +50,7 @@ fn req(key: &str, estimate: i64, max: i64, day: &str) -> ReserveRequest {
         daily_usd_cap: None,
         action: None,
         alert_at: vec![],
+        about: None,
     }
 }
 
@@ -190,5 +191,103 @@ fn keys_of_one_budget_racing_fill_it_exactly() {
         assert_eq!((admitted, refused), (5, 195), "trial {t}: {outcomes:?}");
         let st = store.budget_status(&name, DAY).unwrap().unwrap();
         assert_eq!(st.usage.total, 500 * USD, "trial {t}");
+    }
+}
+
+/// Warnings under the same race: 8 keys of a $500 budget with `alert_at` 0.5 and 0.8, each key
+/// warning at 0.5 of its own $100 cap; 120 threads reserve $10. Each threshold is crossed by
+/// exactly one reservation, so each event is stored once, and it names the amount that
+/// crossed it ($250 and $400 for the budget: reservations of $10 land exactly on them).
+#[test]
+fn thresholds_racing_are_crossed_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::shared_store(dir.path());
+    for t in 0..5 {
+        let name = format!("warned_{t}");
+        store
+            .insert_budget(&Budget {
+                name: name.clone(),
+                max_usd: Some(500 * USD),
+                daily_usd_cap: None,
+                alert_at: vec![5000, 8000],
+                created_at_ms: 0,
+            })
+            .unwrap();
+        let keys: Vec<String> = (0..8).map(|k| format!("w{t}_{k}")).collect();
+        for k in &keys {
+            key(&*store, k, 100 * USD, &[&name]);
+        }
+        let handles: Vec<_> = (0..120)
+            .map(|i| {
+                let (store, key) = (store.clone(), keys[i % keys.len()].clone());
+                std::thread::spawn(move || {
+                    let mut r = req(&key, 10 * USD, 100 * USD, DAY);
+                    r.alert_at = vec![5000];
+                    store.reserve(&r).unwrap()
+                })
+            })
+            .collect();
+        let crossed: Vec<_> = handles
+            .into_iter()
+            .flat_map(|h| match h.join().unwrap() {
+                ReserveOutcome::Reserved { crossed, .. } => crossed,
+                _ => vec![],
+            })
+            .collect();
+        let events: Vec<serde_json::Value> = store
+            .events(10_000)
+            .unwrap()
+            .iter()
+            .map(|e| serde_json::from_str::<serde_json::Value>(&e.payload).unwrap()["data"].clone())
+            .filter(|d| {
+                d["budget"] == name.as_str()
+                    || keys
+                        .iter()
+                        .any(|k| d["key_id"] == k.as_str() && d["budget"].is_null())
+            })
+            .collect();
+        let of_budget: Vec<_> = events
+            .iter()
+            .filter(|d| d["budget"] == name.as_str())
+            .map(|d| {
+                (
+                    d["threshold"].to_string(),
+                    d["counted_usd"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let of_keys = events.iter().filter(|d| d["budget"].is_null()).count();
+        assert!(of_keys > 0, "trial {t}: some key reached its own 50 %");
+        println!(
+            "THRESHOLDS trial={t} crossings={} budget_events={of_budget:?} key_events={of_keys}",
+            crossed.len()
+        );
+        assert_eq!(
+            crossed.len(),
+            events.len(),
+            "trial {t}: one event per crossing"
+        );
+        let mut of_budget = of_budget;
+        of_budget.sort();
+        assert_eq!(
+            of_budget,
+            [
+                ("0.5".to_string(), "250.00".to_string()),
+                ("0.8".to_string(), "400.00".to_string())
+            ],
+            "trial {t}"
+        );
+        // The budget admits 50 of the 120; a key that got 5 or more crossed its own 50 %.
+        let st = store.budget_status(&name, DAY).unwrap().unwrap();
+        assert_eq!(st.usage.total, 500 * USD, "trial {t}");
+        // A key warned exactly when it got to its own 50 %, once.
+        for k in &keys {
+            let warned = events
+                .iter()
+                .filter(|d| d["budget"].is_null() && d["key_id"] == k.as_str())
+                .count();
+            let reached = store.usage(k, DAY).unwrap().total >= 50 * USD;
+            assert_eq!(warned, usize::from(reached), "trial {t} key {k}");
+        }
     }
 }

@@ -39,6 +39,7 @@ fn req(key: &str, action: u8, now_ms: i64, idem: Option<&str>) -> ReserveRequest
             since_ms: now_ms - WINDOW_MS,
         }),
         alert_at: vec![],
+        about: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn reserve_req(
         daily_usd_cap: daily,
         action: None,
         alert_at: vec![],
+        about: None,
     }
 }
 

@@ -56,9 +56,19 @@ pub struct ReserveRequest {
     /// The duplicate-action guard: refuse if the key has a call with this action's
     /// fingerprint created at or after `since_ms` that did not end in "nothing moved".
     pub action: Option<ActionGuard>,
-    /// The key's `alert_at` thresholds (basis points of each cap): the store reports those
-    /// this reservation reaches, the key's and its budgets'.
+    /// The key's `alert_at` thresholds (basis points of each cap): the store records a
+    /// `spend.threshold_crossed` event, in the reservation's transaction, for each threshold
+    /// (the key's and its budgets') this reservation crosses.
     pub alert_at: Vec<u16>,
+    /// Who those events are about, beyond the key id.
+    pub about: Option<About>,
+}
+
+/// The key's run and vendor, as events name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct About {
+    pub run_id: Option<String>,
+    pub vendor: crate::vendors::Vendor,
 }
 
 /// The duplicate-action guard's part of a reservation.
@@ -75,12 +85,26 @@ impl ReserveRequest {
             daily_usd_cap: self.daily_usd_cap,
         }
     }
+
+    /// The events a store records with this reservation when it crosses thresholds.
+    pub fn threshold_events(&self, crossed: &[Crossing]) -> Vec<NewEvent> {
+        let about = self.about.as_ref();
+        let who = crate::events::Subject {
+            key_id: &self.key_id,
+            run_id: about.and_then(|a| a.run_id.as_deref()),
+            vendor: about.map_or("", |a| a.vendor.as_str()),
+        };
+        crossed
+            .iter()
+            .map(|c| crate::events::threshold_crossed(self.now_ms, &self.day, who, c))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
     /// Room was found; `counted` µUSD now count against the caps. `crossed`: every
-    /// `alert_at` threshold (the key's, its budgets') that is reached with it.
+    /// `alert_at` threshold (the key's, its budgets') it crossed (their events are stored).
     Reserved {
         spend_id: i64,
         counted: i64,

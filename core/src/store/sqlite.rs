@@ -673,6 +673,7 @@ fn reserve_on(tx: &Connection, req: &ReserveRequest) -> Result<ReserveOutcome, S
             tx.last_insert_rowid()
         }
     };
+    outbox::insert_events(tx, &req.threshold_events(&crossed))?;
     Ok(ReserveOutcome::Reserved {
         spend_id,
         counted,
@@ -762,7 +763,7 @@ fn check_reserve(tx: &Connection, req: &ReserveRequest) -> Result<Check, StoreEr
             budget: Some(name.to_string()),
         }));
     }
-    let crossed = alerts::reached_by_key_and_budgets(
+    let crossed = alerts::crossed_by_key_and_budgets(
         req.caps(),
         &req.alert_at,
         total,

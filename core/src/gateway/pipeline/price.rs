@@ -14,7 +14,7 @@ use crate::events;
 use crate::gateway::shared::utc_day;
 use crate::gateway::shared::Shared;
 use crate::money::format_usd;
-use crate::store::{ActionGuard, ReserveOutcome, ReserveRequest};
+use crate::store::{About, ActionGuard, ReserveOutcome, ReserveRequest};
 
 pub(super) async fn price(s: &Shared, key: &CachedKey, call: &mut Call<'_>) -> Result<()> {
     let Some(estimate) = estimate(s, key, call).await? else {
@@ -103,6 +103,10 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
                 since_ms: now - window_secs * 1000,
             }),
         alert_at: policy.alert_at.clone(),
+        about: Some(About {
+            run_id: key.record.run_id.clone(),
+            vendor: policy.vendor,
+        }),
     };
     let day = reserve.day.clone();
     // A key refused for its cap a moment ago (a runaway agent's retries) is checked on a read
@@ -119,22 +123,8 @@ async fn reserve(s: &Shared, key: &CachedKey, call: &mut Call<'_>, estimate: i64
     };
     let endpoint = format!("{} {}", call.method, call.path);
     match outcome {
-        ReserveOutcome::Reserved {
-            spend_id, crossed, ..
-        } => {
-            call.spend = Some(spend_id);
-            if let Some(who) = call.subject() {
-                let made: Vec<_> = crossed
-                    .iter()
-                    .map(|c| events::threshold_crossed(now, &day, who, c))
-                    .collect();
-                for e in made {
-                    s.push_event(&mut call.events, e);
-                }
-            }
-            Ok(())
-        }
-        ReserveOutcome::Replay { spend_id } => {
+        // A threshold this reservation crossed is already recorded, in its transaction.
+        ReserveOutcome::Reserved { spend_id, .. } | ReserveOutcome::Replay { spend_id } => {
             call.spend = Some(spend_id);
             Ok(())
         }

@@ -31,7 +31,7 @@ use crate::error::StoreError;
 const MAX_BATCH: usize = 64;
 
 pub(super) enum Op {
-    Reserve(ReserveRequest),
+    Reserve(Box<ReserveRequest>),
     /// The finish, then the key's `(total, today)` when asked.
     Finish(Box<Finish>, Option<(String, String)>),
 }

@@ -267,7 +267,7 @@ impl Store for PgStore {
     }
 
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
-        self.job_sync(Op::Reserve(req.clone()), reserve_out)
+        self.job_sync(Op::Reserve(Box::new(req.clone())), reserve_out)
     }
 
     #[allow(clippy::result_large_err)]
@@ -275,7 +275,7 @@ impl Store for PgStore {
         &self,
         req: ReserveRequest,
     ) -> Result<Queued<ReserveOutcome>, ReserveRequest> {
-        Ok(self.job(Op::Reserve(req), reserve_out))
+        Ok(self.job(Op::Reserve(Box::new(req)), reserve_out))
     }
 
     fn finish(&self, finish: &Finish) -> Result<(), StoreError> {

@@ -247,7 +247,7 @@ pub(super) async fn reserve<C: GenericClient>(
     if let Some(over) = over_budget(&budgets, counted) {
         return Ok(over);
     }
-    let crossed = alerts::reached_by_key_and_budgets(
+    let crossed = alerts::crossed_by_key_and_budgets(
         req.caps(),
         &req.alert_at,
         total,
@@ -278,6 +278,7 @@ pub(super) async fn reserve<C: GenericClient>(
             row.get(0)
         }
     };
+    outbox::insert_events(c, &req.threshold_events(&crossed)).await?;
     Ok(ReserveOutcome::Reserved {
         spend_id,
         counted,

@@ -13,7 +13,7 @@ use crate::Target;
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Issue a vault key (shown once).
-    Issue(IssueArgs),
+    Issue(Box<IssueArgs>),
     /// Revoke a key by key id or vault key; its next request gets 401.
     Revoke {
         /// key_… id or vk_… vault key
