@@ -414,3 +414,64 @@ async fn deliveries_are_signed_retried_and_stop_at_410() {
         "{states:?}"
     );
 }
+
+/// Two gateways on one store (two processes on a SQLite file, two instances on PostgreSQL),
+/// both delivering: each event reaches the receiver once — a claimed delivery is not taken by
+/// the other worker.
+#[tokio::test]
+async fn two_workers_on_one_store_deliver_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = reopenable(dir.path());
+    // The workers' leases and retries run on the real clock.
+    let now = Arc::new(AtomicI64::new((vendorgate::gateway::system_clock())()));
+    let config = || {
+        let mut c = vendorgate::Config::default();
+        c.webhook_retry = vec![Duration::from_millis(200); 5];
+        c
+    };
+    let (a, b) = (clocked(config(), &db, &now), clocked(config(), &db, &now));
+    let (url, receiver) = start_receiver(vec![]).await;
+    a.create_webhook(&json!({"url": url, "events": ["key.revoked"]}))
+        .await
+        .unwrap();
+    let mut spec = KeySpec::new(Vendor::Stripe);
+    spec.max_usd = Some(USD);
+    spec.expires_in_secs = 86_400;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let k = gw.issue_key(spec.clone()).await.unwrap();
+        gw.revoke(&k.record.key_id).await.unwrap();
+        ids.push(k.record.key_id);
+    }
+    let (wa, wb) = (a.spawn_deliveries(), b.spawn_deliveries());
+    until("40 deliveries", || receiver.got.lock().len() >= 40).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wa.abort();
+    wb.abort();
+    let got = receiver.got.lock().clone();
+    let mut event_ids: Vec<_> = got
+        .iter()
+        .map(|(h, _)| h["webhook-id"].to_str().unwrap().to_string())
+        .collect();
+    event_ids.sort();
+    event_ids.dedup();
+    println!(
+        "TWO_WORKERS posts={} distinct_events={}",
+        got.len(),
+        event_ids.len()
+    );
+    assert_eq!((got.len(), event_ids.len()), (40, 40), "each event once");
+    let mut revoked: Vec<String> = got
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_str::<Value>(body).unwrap()["data"]["key_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    revoked.sort();
+    ids.sort();
+    assert_eq!(revoked, ids);
+}
