@@ -400,6 +400,16 @@ async fn three_instances_on_one_database() {
         4000.0,
         "unknown, still counted: {swept}"
     );
+    // The sweep told the operator: one spend.unknown event per swept call.
+    let (_, events) = admin(&c, "GET", format!("{}/v1/events?limit=1000", urls[0]), None).await;
+    let unknown = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "spend.unknown" && e["key_id"] == key_id.as_str())
+        .count();
+    println!("INSTANCES kill9 spend_unknown_events={unknown}");
+    assert_eq!(unknown, 40, "{events}");
     instances[1] = serve(&db, &config, &env);
     let restarted = instances[1].url.clone();
     let (_, k) = admin(&c, "GET", format!("{restarted}/v1/keys/{key_id}"), None).await;

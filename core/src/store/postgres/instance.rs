@@ -77,12 +77,36 @@ pub(super) async fn sweep(mut client: deadpool_postgres::Object, opts: &PgOption
     for key in keys {
         let tx = client.transaction().await?;
         ops::lock_keys(&tx, &[key.as_str()]).await?;
-        swept += ops::exec(
+        let rows = ops::rows(
             &tx,
-            &format!("UPDATE spends s SET state = 'unknown', updated_at_ms = {NOW_MS} WHERE s.key_id = $3 AND {dead}"),
+            &format!("WITH u AS (UPDATE spends s SET state = 'unknown', updated_at_ms = {NOW_MS} WHERE s.key_id = $3 AND {dead}
+                                 RETURNING s.spend_id, s.amount)
+                      SELECT u.spend_id, u.amount, k.run_id, k.vendor, {NOW_MS} FROM u JOIN keys k ON k.key_id = $3"),
             &[&stale, &lost, &key],
         )
         .await?;
+        // The operator hears of each one (spend.unknown), in the sweep's own transaction.
+        let events: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let (run_id, vendor): (Option<String>, String) = (r.get(2), r.get(3));
+                let who = crate::events::Subject {
+                    key_id: &key,
+                    run_id: run_id.as_deref(),
+                    vendor: &vendor,
+                };
+                crate::events::spend_unknown(
+                    r.get(4),
+                    who,
+                    r.get(0),
+                    "a call in flight at an instance that stopped",
+                    r.get(1),
+                    "the instance holding this call stopped before the vendor's answer was recorded; counted at its estimate",
+                )
+            })
+            .collect();
+        super::outbox::insert_events(&tx, &events).await?;
+        swept += rows.len() as u64;
         tx.commit().await?;
     }
     // Rows of instances gone for a day are history.
