@@ -424,10 +424,9 @@ async fn two_workers_on_one_store_deliver_each_event_once() {
     let db = reopenable(dir.path());
     // The workers' leases and retries run on the real clock.
     let now = Arc::new(AtomicI64::new((vendorgate::gateway::system_clock())()));
-    let config = || {
-        let mut c = vendorgate::Config::default();
-        c.webhook_retry = vec![Duration::from_millis(200); 5];
-        c
+    let config = || vendorgate::Config {
+        webhook_retry: vec![Duration::from_millis(200); 5],
+        ..Default::default()
     };
     let (a, b) = (clocked(config(), &db, &now), clocked(config(), &db, &now));
     let (url, receiver) = start_receiver(vec![]).await;
