@@ -83,9 +83,9 @@ serve() { # port db [config]
 serve "${PORTS[0]}" "$WORK/bench.db"
 for p in "${PORTS[@]:1}"; do serve "$p" "$PG/bench" "${PG_CONFIG:-}"; done
 
-key() { # port [duplicate_window] -> "vault_key key_id"; the guard is on (10m) unless given
+key() { # port [duplicate_window] [extra JSON fields] -> "vault_key key_id"; the guard is on (10m) unless given
   curl -s -X POST "http://127.0.0.1:$1/v1/keys" -H "Authorization: Bearer bench-admin" \
-    -d '{"vendor":"stripe","max_usd":"100000000","allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"1d","duplicate_window":"'"${2:-10m}"'"}' \
+    -d '{"vendor":"stripe","max_usd":"100000000","allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"1d","duplicate_window":"'"${2:-10m}"'"'"${3:-}"'}' \
     | python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["vault_key"], k["key_id"])'
 }
 run() { # label url [script]
@@ -107,6 +107,14 @@ VK=$VK_PG run postgres-3 "http://127.0.0.1:$LB" | tee -a "$RESULTS"
 # The duplicate-action guard's cost: the same calls with the guard off for the key.
 VK=$(key "${PORTS[0]}" 0 | cut -d' ' -f1) run sqlite-1-noguard "http://127.0.0.1:${PORTS[0]}" | tee -a "$RESULTS"
 VK=$(key "${PORTS[1]}" 0 | cut -d' ' -f1) run postgres-1-noguard "http://127.0.0.1:${PORTS[1]}" | tee -a "$RESULTS"
+# Warnings: the key in a budget, both with alert_at (the caps are far away: this is the cost
+# of the checks on every call, not of writing events).
+for p in "${PORTS[0]}" "${PORTS[1]}"; do
+  curl -sf -X POST "http://127.0.0.1:$p/v1/budgets" -H "Authorization: Bearer bench-admin" \
+    -d '{"name":"bench-team-'"$p"'","max_usd":"100000000","alert_at":[0.5,0.8]}' >/dev/null
+done
+VK=$(key "${PORTS[0]}" 10m ',"alert_at":[0.5,0.8],"budgets":["bench-team-'"${PORTS[0]}"'"]' | cut -d' ' -f1) run sqlite-1-alerts "http://127.0.0.1:${PORTS[0]}" | tee -a "$RESULTS"
+VK=$(key "${PORTS[1]}" 10m ',"alert_at":[0.5,0.8],"budgets":["bench-team-'"${PORTS[1]}"'"]' | cut -d' ' -f1) run postgres-1-alerts "http://127.0.0.1:${PORTS[1]}" | tee -a "$RESULTS"
 # Many runs at once: the same calls spread over 64 keys.
 VKS=$(keys "${PORTS[0]}" 64) run sqlite-1-keys "http://127.0.0.1:${PORTS[0]}" post_keys.lua | tee -a "$RESULTS"
 VKS_PG=$(keys "${PORTS[1]}" 64)
@@ -146,6 +154,8 @@ label = {
     "postgres-3": "3 instances, one PostgreSQL (nginx round robin)",
     "sqlite-1-noguard": "1 instance, SQLite, duplicate guard off for the key",
     "postgres-1-noguard": "1 instance, PostgreSQL, duplicate guard off for the key",
+    "sqlite-1-alerts": "1 instance, SQLite, key in a budget, alert_at on both",
+    "postgres-1-alerts": "1 instance, PostgreSQL, key in a budget, alert_at on both",
     "sqlite-1-keys": "1 instance, SQLite, calls spread over 64 keys",
     "postgres-1-keys": "1 instance, PostgreSQL, calls spread over 64 keys",
     "postgres-3-keys": "3 instances, one PostgreSQL, calls spread over 64 keys",
