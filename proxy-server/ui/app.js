@@ -125,7 +125,7 @@ async function signIn(ev) {
 
 // ---- views -------------------------------------------------------------------------------
 
-const views = ["overview", "keys", "log", "run"];
+const views = ["overview", "keys", "budgets", "alerts", "log", "run"];
 
 function route() {
   const signedIn = !!token();
@@ -140,7 +140,7 @@ function route() {
   if (!signedIn) { $("#token").focus(); return; }
   showError("");
   if (view !== "log") stopLive();
-  const run = { overview: loadOverview, keys: () => loadKeys(null), log: startLive, run: () => loadRun(arg ? decodeURIComponent(arg) : "") }[view];
+  const run = { overview: loadOverview, keys: () => loadKeys(null), budgets: loadBudgets, alerts: loadAlerts, log: startLive, run: () => loadRun(arg ? decodeURIComponent(arg) : "") }[view];
   run().catch((e) => showError(e.message));
 }
 
@@ -258,6 +258,85 @@ async function loadRun(runId) {
     td(shortTime(a.time)), td(callText(a)),
     td(el("span", { class: a.decision === "forwarded" ? "" : "decision-refused", text: a.decision, title: a.message || "" })),
     td(String(a.status), "num"), td(usd(a.estimate_usd), "num"), td(usd(a.cost_usd), "num"), td(a.money_state))), "No calls yet.");
+}
+
+// ---- budgets and alerts -------------------------------------------------------------------
+
+function percent(fraction) {
+  // alert_at is a JSON number of at most four decimals (basis points): display only.
+  return (Math.round(fraction * 10000) / 100) + "%";
+}
+
+async function loadBudgets() {
+  const budgets = await apiJson("/v1/budgets");
+  fill($("#budgets-table tbody"), budgets.map((b) => el("tr", { "data-budget": b.name },
+    td(el("strong", { text: b.name })),
+    td(capBar(b.total_usd, b.max_usd, "run cap")),
+    td(capBar(b.today_usd, b.daily_usd_cap, "daily cap")),
+    td(usd(b.remaining_usd), "num"), td(usd(b.reserved_usd), "num"), td(usd(b.pending_usd), "num"),
+    td(b.alert_at.length ? b.alert_at.map(percent).join(", ") : "—"),
+    td(b.keys.length ? el("details", {}, el("summary", { text: b.keys.length + (b.keys.length === 1 ? " key" : " keys") }),
+      ...b.keys.map((k) => el("div", {}, el("code", { text: k })))) : "none"))), "No budgets yet: POST /v1/budgets or `vendorgate budgets create`.");
+  $("#budgets-status").textContent = budgets.length + (budgets.length === 1 ? " budget" : " budgets") + ", read " + new Date().toISOString().slice(11, 19) + " UTC.";
+}
+
+function eventWho(e) {
+  const d = e.data || {};
+  const who = el("span", {});
+  if (d.budget) who.append("budget ", el("strong", { text: d.budget }), " via ");
+  who.append(el("code", { text: d.key_id || e.key_id || "—" }));
+  if (d.run_id) who.append(" (run ", runLink(d.run_id), ")");
+  return who;
+}
+
+function capName(c) { return c === "daily_usd_cap" ? "daily cap" : "run cap"; }
+
+function eventWhat(e) {
+  const d = e.data || {};
+  switch (e.type) {
+    case "spend.threshold_crossed":
+      return percent(d.threshold) + " of the " + capName(d.cap) + " reached: " + usd(d.counted_usd) + " of " + usd(d.cap_usd) + " counted, " + usd(d.remaining_usd) + " left.";
+    case "spend.cap_reached":
+      return "A call of " + usd(d.refused_estimate_usd) + " (" + (d.endpoint || "?") + ") refused: " + usd(d.counted_usd) + " of the " + capName(d.cap) + " " + usd(d.cap_usd) + " counted.";
+    case "spend.unknown":
+      return "Counted at " + usd(d.counted_usd) + " without the vendor's confirmation (" + (d.reason || "unknown") + "): " + (d.endpoint || "?") + ".";
+    case "key.revoked":
+      return "Revoked at " + shortTime(d.revoked_at) + ".";
+    case "request.duplicate_blocked":
+      return "A repeat of " + (d.endpoint || "?") + " refused (first call at " + shortTime(d.first_call && d.first_call.time) + ").";
+    default:
+      return JSON.stringify(d);
+  }
+}
+
+function eventDeliveries(e) {
+  if (!e.deliveries.length) return el("span", { class: "hint", text: "no webhook" });
+  const wrap = el("span", {});
+  for (const x of e.deliveries) {
+    const cls = x.state === "delivered" ? "state-active" : x.state === "failed" ? "state-revoked" : "state-expired";
+    wrap.append(el("div", {}, el("code", { text: x.webhook_id }), " ",
+      el("span", { class: cls, text: x.state }),
+      " (" + x.attempts + (x.attempts === 1 ? " attempt" : " attempts") + (x.last_status ? ", last HTTP " + x.last_status : "") + ")"));
+  }
+  return wrap;
+}
+
+// A receiver URL can hold a secret (a Slack incoming-webhook path is one): the page shows
+// its origin only.
+function receiver(url) {
+  try { return new URL(url).origin + "/…"; } catch (_) { return "—"; }
+}
+
+async function loadAlerts() {
+  const [events, hooks] = await Promise.all([apiJson("/v1/events?limit=200"), apiJson("/v1/webhooks")]);
+  fill($("#events-table tbody"), events.map((e) => el("tr", { "data-event-id": e.id, "data-event-type": e.type },
+    td(shortTime(e.time)),
+    td(el("span", { class: e.type === "spend.threshold_crossed" ? "event-warn" : "event-stop", text: e.type })),
+    td(eventWho(e)), td(eventWhat(e)), td(eventDeliveries(e)))), "No events yet.");
+  fill($("#webhooks-table tbody"), hooks.map((w) => el("tr", { "data-webhook-id": w.id },
+    td(el("code", { text: w.id })), td(receiver(w.url)), td(w.events.join(", ")), td(w.format),
+    td(w.disabled ? el("span", { class: "state-revoked", text: "disabled: " + w.disabled }) : el("span", { class: "state-active", text: "active" })))), "No webhooks: events are kept here only.");
+  $("#alerts-status").textContent = events.length + (events.length === 1 ? " event" : " events") + ", read " + new Date().toISOString().slice(11, 19) + " UTC.";
 }
 
 // ---- live log ------------------------------------------------------------------------------
@@ -402,6 +481,8 @@ document.addEventListener("DOMContentLoaded", () => {
     ev.preventDefault();
     startLive().catch((e) => showError(e.message));
   });
+  $("#budgets-refresh").addEventListener("click", () => loadBudgets().catch((e) => showError(e.message)));
+  $("#alerts-refresh").addEventListener("click", () => loadAlerts().catch((e) => showError(e.message)));
   $("#export").addEventListener("click", () => exportCsv().catch((e) => showError(e.message)));
   window.addEventListener("hashchange", route);
   route();

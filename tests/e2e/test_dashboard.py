@@ -256,3 +256,60 @@ def test_overview_and_stream_show_pending_spend(gateway):
     assert status == 200 and run["calls"] == 2 and run["refused"] == 1 and run["by_state_usd"] == {"pending": got[0]["cost_usd"]}
     status, body, _ = http("GET", f"{gateway.url}/v1/runs/no-such-run", token=ADMIN_TOKEN)
     assert status == 404 and "no-such-run" in body["error"]["message"]
+
+
+def test_dashboard_budgets_and_alerts(dash):
+    """The budgets view shows a shared budget against its caps with its member keys; the alerts
+    view shows the warning before the hard stop and the refusal at the cap, each with its
+    webhook delivery, and never the receiver's secret path."""
+    from selenium.webdriver.common.by import By
+
+    from test_webhooks import Receiver, free_port
+
+    gw, d = dash
+    css = lambda sel: d.find_elements(By.CSS_SELECTOR, sel)  # noqa: E731
+    receiver = Receiver(free_port())
+    try:
+        url = f"http://127.0.0.1:{receiver.server.server_port}/services/T0/B0/secret-path-xyz"
+        status, hook, _ = http("POST", f"{gw.url}/v1/webhooks", {"url": url, "format": "slack"}, token=ADMIN_TOKEN)
+        assert status == 201, hook
+        status, body, _ = http("POST", f"{gw.url}/v1/budgets", {"name": "team-billing", "max_usd": "100", "alert_at": [0.5]}, token=ADMIN_TOKEN)
+        assert status == 201, body
+        a = gw.issue(vendor="stripe", max_usd="1000", allowed_endpoints=["POST /v1/payment_intents"], expires_in="1h", run_id="run-a", budgets=["team-billing"])
+        b = gw.issue(vendor="stripe", max_usd="1000", allowed_endpoints=["POST /v1/payment_intents"], expires_in="1h", run_id="run-b", budgets=["team-billing"])
+        assert pay(gw, a["vault_key"])[0] == 200
+        assert pay(gw, b["vault_key"])[0] == 200  # $50.00 of $100.00: the 50 % warning
+        status, body, _ = pay(gw, a["vault_key"], amount=6000)  # $50 + $60 > $100: the budget refuses
+        assert status == 402 and "team-billing" in body["error"]["message"], body
+
+        d.get(f"{gw.url}/ui#budgets")
+        wait_for("the token form", lambda: css('input[name="token"]'))[0].send_keys(ADMIN_TOKEN)
+        css("#login-form button")[0].click()
+        row = wait_for("the budget row", lambda: css('#budgets-table tr[data-budget="team-billing"]'))[0]
+        text = row.text
+        assert "$50.00 / $100.00" in text and "50%" in text and "2 keys" in text, text
+        row.find_element(By.CSS_SELECTOR, "summary").click()
+        members = wait_for("the member keys", lambda: row.find_element(By.CSS_SELECTOR, "details").text)
+        assert a["key_id"] in members and b["key_id"] in members, members
+        shot(d, "budgets")
+
+        d.get(f"{gw.url}/ui#alerts")
+
+        def delivered():
+            css("#alerts-refresh")[0].click()
+            rows = css('#events-table tr[data-event-type="spend.threshold_crossed"]')
+            return rows and "delivered" in rows[0].text and rows
+
+        warning = wait_for("the delivered warning", delivered)[0].text
+        assert "team-billing" in warning and "50% of the run cap reached: $50.00 of $100.00" in warning, warning
+        stop = css('#events-table tr[data-event-type="spend.cap_reached"]')
+        assert len(stop) == 1 and "team-billing" in stop[0].text and "$60.00" in stop[0].text, [r.text for r in stop]
+        hooks = css(f'#webhooks-table tr[data-webhook-id="{hook["id"]}"]')
+        assert len(hooks) == 1 and "slack" in hooks[0].text and "active" in hooks[0].text
+        assert "secret-path-xyz" not in d.page_source, "the receiver's path can be a secret"
+        shot(d, "alerts")
+        # The Slack receiver got the warning as a message a person can read.
+        assert any(b"team-billing" in body for _, _, body in receiver.got)
+        assert severe_console(d) == []
+    finally:
+        receiver.stop()
