@@ -451,3 +451,148 @@ fn send_one_email(base: &str) -> (u16, String) {
         (resp.status().as_u16(), resp.text().await.unwrap())
     })
 }
+
+/// `vendorgate webhooks …` and `vendorgate events`, against a server and on the database
+/// file: the secret is printed once (never by `list`), a revocation becomes an event queued for
+/// the webhook, bad input is refused with the field named, and a deleted webhook is gone.
+#[test]
+fn webhooks_and_events_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let (mut child, urls) = serve(
+        &["--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        &[("VENDORGATE_ADMIN_TOKEN", "t0k")],
+        1,
+    );
+    let server = urls[0].clone();
+    let cli = |args: &[&str]| {
+        let out = clean_cmd()
+            .args(args)
+            .args(["--server", &server])
+            .env("VENDORGATE_ADMIN_TOKEN", "t0k")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            err,
+        )
+    };
+    let json = |text: &str| -> serde_json::Value { serde_json::from_str(text).unwrap() };
+
+    // Port 9 (discard) is closed here: the delivery waits in the outbox.
+    let (ok, out, err) = cli(&[
+        "webhooks",
+        "create",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "key.revoked,spend.threshold_crossed",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let hook = json(&out);
+    let (id, secret) = (
+        hook["id"].as_str().unwrap(),
+        hook["secret"].as_str().unwrap(),
+    );
+    assert!(secret.starts_with("whsec_"), "{hook}");
+    assert_eq!(
+        hook["events"],
+        serde_json::json!(["key.revoked", "spend.threshold_crossed"])
+    );
+    let (ok, out, _) = cli(&["webhooks", "list"]);
+    assert!(ok && out.contains(id) && out.contains("active"), "{out}");
+    assert!(
+        !out.contains(secret),
+        "list must not show the secret: {out}"
+    );
+
+    let (ok, out, err) = cli(&[
+        "keys",
+        "issue",
+        "--vendor",
+        "stripe",
+        "--max-usd",
+        "5",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let key_id = json(&out)["key_id"].as_str().unwrap().to_string();
+    assert!(cli(&["keys", "revoke", &key_id]).0);
+    let (ok, out, err) = cli(&["events", "--json"]);
+    assert!(ok, "{err}");
+    let events = json(&out);
+    let revoked: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "key.revoked" && e["key_id"] == key_id.as_str())
+        .collect();
+    assert_eq!(revoked.len(), 1, "{events}");
+    assert_eq!(revoked[0]["deliveries"][0]["webhook_id"], id);
+    let (ok, out, _) = cli(&["events"]);
+    assert!(
+        ok && out.contains("key.revoked") && out.contains(&key_id) && out.contains(id),
+        "{out}"
+    );
+
+    for (args, needle) in [
+        (&["webhooks", "create", "ftp://127.0.0.1/x"][..], "url"),
+        (
+            &[
+                "webhooks",
+                "create",
+                "http://127.0.0.1:9/x",
+                "--events",
+                "spend.nope",
+            ][..],
+            "spend.nope",
+        ),
+        (
+            &[
+                "webhooks",
+                "create",
+                "http://127.0.0.1:9/x",
+                "--format",
+                "teams",
+            ][..],
+            "teams",
+        ),
+        (&["webhooks", "delete", "wh_missing"][..], "no webhook"),
+        (&["events", "--limit", "0"][..], "--limit"),
+    ] {
+        let (ok, _, err) = cli(args);
+        assert!(!ok && err.contains(needle), "{args:?}: {err}");
+    }
+
+    let (ok, out, err) = cli(&["webhooks", "delete", id]);
+    assert!(ok && out.contains(id), "{err}");
+    let (_, out, _) = cli(&["webhooks", "list", "--json"]);
+    assert_eq!(json(&out), serde_json::json!([]));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // On the database file, with no server: the same commands.
+    let db = db.to_str().unwrap();
+    let out = clean_cmd()
+        .args([
+            "webhooks",
+            "create",
+            "http://127.0.0.1:9/slack",
+            "--format",
+            "slack",
+            "--db",
+            db,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("whsec_") && text.contains("slack"),
+        "{text}"
+    );
+    let out = clean_cmd().args(["events", "--db", db]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&key_id));
+}

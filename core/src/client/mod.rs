@@ -128,6 +128,46 @@ impl Handle {
         }
     }
 
+    /// Create a webhook from the admin API's JSON body; the answer holds its signing secret,
+    /// the only time it is shown.
+    pub async fn create_webhook(&self, spec: Value) -> Result<Value> {
+        match self {
+            Handle::Embedded(g) => {
+                let w = g.create_webhook(&spec).await?;
+                let mut out = w.to_json();
+                out["secret"] = Value::String(w.secret);
+                Ok(out)
+            }
+            Handle::Remote(r) => {
+                r.admin(reqwest::Method::POST, "/v1/webhooks", Some(spec))
+                    .await
+            }
+        }
+    }
+
+    /// The webhooks, without their secrets.
+    pub async fn webhooks(&self) -> Result<Vec<Value>> {
+        match self {
+            Handle::Embedded(g) => Ok(g.webhooks().await?.iter().map(|w| w.to_json()).collect()),
+            Handle::Remote(r) => array(r.admin(reqwest::Method::GET, "/v1/webhooks", None).await?),
+        }
+    }
+
+    /// Delete a webhook; its pending deliveries are not sent.
+    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
+        match self {
+            Handle::Embedded(g) => g.delete_webhook(id).await,
+            Handle::Remote(r) => r
+                .admin(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/webhooks/{}", path_part(id)?),
+                    None,
+                )
+                .await
+                .map(|_| ()),
+        }
+    }
+
     /// The newest events (warnings, refusals, revocations) with their deliveries.
     pub async fn events(&self, limit: usize) -> Result<Vec<Value>> {
         match self {

@@ -1,7 +1,7 @@
 //! `vendorgate`: the proxy server, key and audit commands, and an offline demo. The binary's
 //! modules live here, apart from the library (`src/`) that the bindings link: `serve.rs` and
 //! `config_file.rs` (the server and its TOML file), `keys.rs` (the `keys` and `audit`
-//! commands), `demo.rs`.
+//! commands), `budgets.rs`, `webhooks.rs` (`webhooks` and `events`), `demo.rs`.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,7 @@ mod db;
 mod demo;
 mod keys;
 mod serve;
+mod webhooks;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,13 @@ enum Command {
         #[command(subcommand)]
         command: budgets::BudgetsCommand,
     },
+    /// Add, list and delete the receivers of warnings and other events.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
+    /// Show the newest events (warnings, refusals at a cap, revocations…) and their deliveries.
+    Events(webhooks::EventsArgs),
     /// Show the audit log: one row per request.
     Audit(keys::AuditArgs),
     /// Offline demo: a runaway agent against a built-in vendor simulator, and the brake firing.
@@ -86,6 +94,8 @@ fn main() -> ExitCode {
             Command::Serve(a) => serve::run(a).await,
             Command::Keys { command } => keys::keys(command).await,
             Command::Budgets { command } => budgets::budgets(command).await,
+            Command::Webhooks { command } => webhooks::webhooks(command).await,
+            Command::Events(a) => webhooks::events(a).await,
             Command::Audit(a) => keys::audit(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Sim(a) => serve::run_sim(&a.listen).await,
