@@ -14,11 +14,10 @@ pub(super) async fn insert_events<C: GenericClient>(
     c: &C,
     events: &[NewEvent],
 ) -> Result<(), Error> {
-    // In dedupe-key order: two transactions inserting the same keys wait on each other's
-    // uncommitted rows in one order, never in a cycle (a deadlock would be a 503).
-    let mut ordered: Vec<&NewEvent> = events.iter().collect();
-    ordered.sort_by(|a, b| a.dedupe.cmp(&b.dedupe));
-    for e in ordered {
+    // Two transactions never wait on each other's events in a cycle: an event's dedupe key
+    // is scoped to a key or a budget, and every writer of one holds that key's or budget's
+    // row lock (taken in key order, then name order) before it inserts.
+    for e in events {
         c.execute(
             "WITH e AS (INSERT INTO events (id, type, dedupe, time_ms, key_id, payload) VALUES ($1, $2, $3, $4, $5, $6)
                         ON CONFLICT (dedupe) DO NOTHING RETURNING seq)
