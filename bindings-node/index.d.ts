@@ -262,6 +262,8 @@ export interface AuditRow {
   idempotencyKey: string | null
   vendorRequestId: string | null
   message: string | null
+  /** The ledger row of the call's money (a call that reserved): a duplicate-action 409 and a `spend.unknown` event name it. */
+  spendId: number | null
   [extra: string]: unknown
 }
 

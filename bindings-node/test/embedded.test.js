@@ -175,6 +175,9 @@ test('audit rows are camelCase and filter by run, key and since', async () => {
   assert.equal(ok.idempotencyKey, 'idem-audit-1')
   assert.equal(typeof ok.latencyMs, 'number')
   assert.ok('upstreamLatencyMs' in ok && 'moneyState' in ok && 'vendorRequestId' in ok)
+  // The forwarded call reserved money: its ledger row; the refusals reserved none.
+  assert.equal(typeof ok.spendId, 'number')
+  assert.deepEqual([capped.spendId, denied.spendId], [null, null])
   assert.equal(capped.decision, 'spend_cap_exceeded')
   assert.equal(capped.status, 402)
   assert.equal(denied.decision, 'endpoint_not_allowed')

@@ -182,6 +182,8 @@ def test_audit(gw: Gateway) -> None:
     assert first["endpoint"] == "/v1/payment_intents" and first["method"] == "POST"
     assert isinstance(first["time"], dt.datetime) and first["time"] >= start
     assert rows[1]["status"] == 402 and rows[1]["cost_usd"] == 0
+    # The forwarded call reserved money: its ledger row; the refusals reserved none.
+    assert isinstance(first["spend_id"], int) and [r["spend_id"] for r in rows[1:]] == [None, None]
     # Filters: key (object, id or vault key), since, limit.
     assert len(gw.audit(key=key)) == 3
     assert len(gw.audit(key=key.key_id)) == 3

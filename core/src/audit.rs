@@ -31,6 +31,11 @@ pub struct AuditRow {
     pub vendor_request_id: Option<String>,
     /// Human-readable reason for a refusal.
     pub message: Option<String>,
+    /// The ledger row this call's money is counted in (a call that reserved), so the
+    /// `first_call.spend_id` of a 409 or the `spend_id` of a `spend.unknown` event leads
+    /// to the call's audit row. Journals written before it existed read as none.
+    #[serde(default)]
+    pub spend_id: Option<i64>,
 }
 
 pub fn format_time_ms(ms: i64) -> String {
@@ -69,6 +74,7 @@ impl AuditRow {
             "idempotency_key": self.idempotency_key,
             "vendor_request_id": self.vendor_request_id,
             "message": self.message,
+            "spend_id": self.spend_id,
         })
     }
 }

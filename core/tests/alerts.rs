@@ -247,6 +247,22 @@ async fn revocations_duplicates_and_unknown_outcomes_are_events() {
     assert!(evs[0].1["first_call"]["spend_id"].as_i64().is_some());
     assert_eq!(evs[1].1["counted_usd"], "25.00");
     assert_eq!(evs[2].1["key_id"], key.record.key_id.as_str());
+    // Each event's spend_id leads to the audit row of the call it is about.
+    let rows = gw.audit(Default::default()).await.unwrap();
+    let row_of = |v: &serde_json::Value| {
+        let id = v.as_i64();
+        let found: Vec<_> = rows
+            .iter()
+            .filter(|r| id.is_some() && r.spend_id == id)
+            .collect();
+        assert_eq!(found.len(), 1, "{v}: {rows:?}");
+        (found[0].endpoint.clone(), found[0].decision.clone())
+    };
+    assert_eq!(
+        row_of(&evs[0].1["first_call"]["spend_id"]),
+        ("/v1/payment_intents".to_string(), "forwarded".to_string())
+    );
+    assert_eq!(row_of(&evs[1].1["spend_id"]).0, "/v1/charges");
 }
 
 /// A receiver that answers with the statuses given, in turn (then 200), and keeps what it got.

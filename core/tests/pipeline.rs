@@ -582,6 +582,7 @@ async fn the_same_money_call_again_is_refused_as_a_duplicate() {
         gw.process(sms(&k.vault_key, text)).await.unwrap().status,
         201
     );
+    let mut named = vec![];
     for _ in 0..2 {
         // The SDK's per-call additions (a status callback here) do not make it another action.
         let again = format!("{text}&StatusCallback=https%3A%2F%2Fexample.com%2Fcb");
@@ -590,10 +591,12 @@ async fn the_same_money_call_again_is_refused_as_a_duplicate() {
         assert_eq!(e.error.http_status(), 409);
         let msg = e.error.to_string();
         assert!(msg.contains("duplicate_window of 10m"), "{msg}");
+        let spend = e.error.details()["first_call"]["spend_id"].as_i64();
         assert!(
-            e.error.details()["first_call"]["spend_id"].is_i64(),
+            msg.contains(&format!("spend_id {}", spend.unwrap_or(-1))),
             "{msg}"
         );
+        named.push(spend);
     }
     assert_eq!(up.hits(), 1, "the repeats never reached the vendor");
     let other = "To=%2B14155550100&Body=Another+message";
@@ -604,6 +607,15 @@ async fn the_same_money_call_again_is_refused_as_a_duplicate() {
     assert_eq!(up.hits(), 2);
     // The repeats are in the audit log as refusals; only the two sent SMS are counted.
     let rows = gw.audit(Default::default()).await.unwrap();
+    // The 409s name the first SMS's ledger row, and that call's audit row carries it; the
+    // refusals reserved nothing and carry none.
+    let first = rows.iter().find(|r| r.decision == "forwarded").unwrap();
+    assert!(first.spend_id.is_some());
+    assert_eq!(named, vec![first.spend_id; 2]);
+    assert!(rows
+        .iter()
+        .filter(|r| r.decision == "duplicate_action")
+        .all(|r| r.spend_id.is_none()));
     let refused = rows
         .iter()
         .filter(|r| r.decision == "duplicate_action")

@@ -201,7 +201,7 @@ struct Tail {
     failing: bool,
 }
 
-const CSV_COLUMNS: &str = "id,time,key_id,run_id,vendor,method,endpoint,decision,status,upstream_status,estimate_usd,cost_usd,money_state,latency_ms,upstream_latency_ms,idempotency_key,vendor_request_id,message";
+const CSV_COLUMNS: &str = "id,time,key_id,run_id,vendor,method,endpoint,decision,status,upstream_status,estimate_usd,cost_usd,money_state,latency_ms,upstream_latency_ms,idempotency_key,vendor_request_id,message,spend_id";
 
 /// At most this many rows in one export (ask again with `after_id` for more).
 const CSV_MAX_ROWS: usize = 1_000_000;

@@ -30,8 +30,12 @@ def test_a_triple_refund_through_the_stripe_sdk_is_sent_once(gateway, seen):
         err = e.value.json_body["error"]
         assert err["code"] == "vendorgate_duplicate_action", err
         assert "duplicate_window" in err["message"] and "refunds" in err["message"]
-        assert e.value.json_body["vendorgate"]["first_call"]["time"]
+        named = e.value.json_body["vendorgate"]["first_call"]
+        assert named["time"] and f"spend_id {named['spend_id']}" in err["message"], err
     assert len(refunds_seen(seen)) == 1, "only the first refund reached Stripe"
+    # The operator finds the first refund in the audit log by the spend_id the 409 named.
+    firsts = [r for r in gateway.audit(key_id=key["key_id"]) if r["spend_id"] == named["spend_id"]]
+    assert [(r["endpoint"], r["decision"]) for r in firsts] == [("/v1/refunds", "forwarded")], firsts
     # A refund of another amount is another action.
     sc.v1.refunds.create(params={"payment_intent": pi.id, "amount": 700})
     assert len(refunds_seen(seen)) == 2

@@ -921,7 +921,8 @@ class Gateway:
         ``method``, ``endpoint``, ``decision`` (``"forwarded"`` or the refusal reason),
         ``status``, ``upstream_status``, ``estimate_usd`` and ``cost_usd`` (Decimal),
         ``money_state``, ``latency_ms``, ``upstream_latency_ms``, ``idempotency_key``,
-        ``vendor_request_id``, ``message``.
+        ``vendor_request_id``, ``message``, ``spend_id`` (the ledger row of the call's
+        money; a duplicate-action 409 and a ``spend.unknown`` event name it).
         """
         if run_id is not None and not isinstance(run_id, str):
             raise TypeError("run_id must be a str or None")

@@ -70,7 +70,7 @@ pub enum Error {
     DuplicateRequest(String),
 
     /// The key already forwarded the same money-moving action within its duplicate window.
-    #[error("this repeats a call this key made at {first_time} (spend {first_spend}): the same {operation} within the key's duplicate_window of {window}; if the repeat is meant, wait for the window to pass or issue a key with a shorter duplicate_window (0 turns the guard off); to retry the first call, send it again with its own Idempotency-Key")]
+    #[error("this repeats a call this key made at {first_time} (its audit row has spend_id {first_spend}): the same {operation} within the key's duplicate_window of {window}; if the repeat is meant, wait for the window to pass or issue a key with a shorter duplicate_window (0 turns the guard off); to retry the first call, send it again with its own Idempotency-Key")]
     DuplicateAction {
         operation: String,
         first_spend: i64,

@@ -226,6 +226,9 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries(next_at_ms) WHERE state = 'pending';
 "#,
+    // 10: the audit row names the ledger row of its call's money (no index: it is read with
+    // the row, not searched).
+    "ALTER TABLE audit ADD COLUMN spend_id INTEGER;",
 ];
 
 /// States whose amounts count against caps.
@@ -1115,7 +1118,7 @@ impl Store for SqliteStore {
         };
         let order = if q.after_id.is_some() { "ASC" } else { "DESC" };
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT id, time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message
+            "SELECT id, time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message, spend_id
              FROM audit {filter} ORDER BY id {order} LIMIT ?"
         ))?;
         let mut rows = stmt
@@ -1139,6 +1142,7 @@ impl Store for SqliteStore {
                     idempotency_key: r.get(15)?,
                     vendor_request_id: r.get(16)?,
                     message: r.get(17)?,
+                    spend_id: r.get(18)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

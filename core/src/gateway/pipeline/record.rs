@@ -31,7 +31,8 @@ async fn forwarded(
     mut resp: ProxyResponse,
     mut finish: Finish,
 ) -> ProxyResponse {
-    let audit = call.audit;
+    let mut audit = call.audit;
+    audit.spend_id = call.spend;
     s.metrics.record_call(&audit);
     finish.audit = Some(audit);
     finish.events = call.events;
@@ -94,6 +95,7 @@ async fn refused(s: &Shared, mut call: Call<'_>, error: Error) -> Refused {
     audit.message = Some(error.to_string());
     audit.vendor = call.shape.map(|v| v.as_str().to_string());
     audit.estimate_micros = call.estimate;
+    audit.spend_id = call.spend;
     let mut finish = Finish::default();
     if let (Error::Upstream { kind, .. }, Some(spend_id)) = (&error, call.spend) {
         // Nothing left the gateway: release. Anything else: keep it counted.

@@ -492,11 +492,11 @@ pub(super) async fn insert_audit<C: GenericClient>(c: &C, a: &AuditRow) -> Res<(
     let status = i32::from(a.status);
     let upstream = a.upstream_status.map(i32::from);
     exec(c,
-        "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        "INSERT INTO audit (time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message, spend_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         &[&a.time_ms, &a.key_id, &a.run_id, &a.vendor, &a.method, &a.endpoint, &a.decision, &status, &upstream,
           &a.estimate_micros, &a.cost_micros, &a.money_state, &a.latency_us, &a.upstream_latency_us,
-          &a.idempotency_key, &a.vendor_request_id, &a.message],
+          &a.idempotency_key, &a.vendor_request_id, &a.message, &a.spend_id],
     )
     .await?;
     Ok(())
@@ -751,7 +751,7 @@ pub(super) async fn audit<C: GenericClient>(c: &C, q: &AuditQuery) -> Res<Vec<Au
     };
     let order = if q.after_id.is_some() { "ASC" } else { "DESC" };
     let sql = format!(
-        "SELECT id, time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message
+        "SELECT id, time_ms, key_id, run_id, vendor, method, endpoint, decision, status, upstream_status, estimate, cost, money_state, latency_us, upstream_latency_us, idempotency_key, vendor_request_id, message, spend_id
          FROM audit {filter} ORDER BY id {order} LIMIT ${}",
         params.len()
     );
@@ -780,6 +780,7 @@ pub(super) async fn audit<C: GenericClient>(c: &C, q: &AuditQuery) -> Res<Vec<Au
             idempotency_key: r.get(15),
             vendor_request_id: r.get(16),
             message: r.get(17),
+            spend_id: r.get(18),
         });
     }
     // Newest N for a plain query, oldest-first after a cursor; both returned oldest-first.

@@ -205,6 +205,8 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_at_ms) WHERE state = 'pending';
 "#,
+    // 3: the audit row names the ledger row of its call's money (as SQLite's migration 10).
+    "ALTER TABLE audit ADD COLUMN spend_id BIGINT;",
 ];
 
 /// Bring the schema up to date (or refuse a database migrated by a newer vendorgate).
