@@ -451,7 +451,7 @@ fn upgrading_a_version_1_database_backfills_the_running_totals() {
     }
     // Turn the file back into a version-1 database (no totals table, no triggers).
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TRIGGER spends_totals_insert; DROP TRIGGER spends_totals_update; DROP TRIGGER spends_totals_delete; DROP TABLE spend_totals; ALTER TABLE audit DROP COLUMN journal_ref; DROP INDEX spends_action; ALTER TABLE spends DROP COLUMN action_fp; DROP TRIGGER spends_budgets_insert; DROP TRIGGER spends_budgets_update; DROP TRIGGER spends_budgets_delete; DROP TABLE budget_totals; DROP TABLE key_budgets; DROP TABLE budgets; DROP TABLE deliveries; DROP TABLE webhooks; DROP TABLE events; PRAGMA user_version = 1;").unwrap();
+    conn.execute_batch("DROP TRIGGER spends_totals_insert; DROP TRIGGER spends_totals_update; DROP TRIGGER spends_totals_delete; DROP TABLE spend_totals; ALTER TABLE audit DROP COLUMN journal_ref; DROP INDEX spends_action; ALTER TABLE spends DROP COLUMN action_fp; DROP TRIGGER spends_budgets_insert; DROP TRIGGER spends_budgets_update; DROP TRIGGER spends_budgets_delete; DROP TABLE budget_totals; DROP TABLE key_budgets; DROP TABLE budgets; DROP TABLE deliveries; DROP TABLE webhooks; DROP TABLE events; ALTER TABLE audit DROP COLUMN spend_id; PRAGMA user_version = 1;").unwrap();
     drop(conn);
     let store = SqliteStore::open(&db).unwrap();
     assert_eq!(store.totals("k", DAY).unwrap(), (300, 300));
