@@ -212,9 +212,7 @@ async fn create_webhook(
     check_admin(&state, &headers)?;
     let v = json_body(&body)?;
     let w = state.gateway.create_webhook(&v).await?;
-    let mut out = w.to_json();
-    out["secret"] = json!(w.secret);
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    Ok((StatusCode::CREATED, Json(w.created_json())).into_response())
 }
 
 async fn list_webhooks(

@@ -132,12 +132,7 @@ impl Handle {
     /// the only time it is shown.
     pub async fn create_webhook(&self, spec: Value) -> Result<Value> {
         match self {
-            Handle::Embedded(g) => {
-                let w = g.create_webhook(&spec).await?;
-                let mut out = w.to_json();
-                out["secret"] = Value::String(w.secret);
-                Ok(out)
-            }
+            Handle::Embedded(g) => Ok(g.create_webhook(&spec).await?.created_json()),
             Handle::Remote(r) => {
                 r.admin(reqwest::Method::POST, "/v1/webhooks", Some(spec))
                     .await

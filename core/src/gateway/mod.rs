@@ -26,6 +26,7 @@ pub use admin::{KeyCursor, KeyPage};
 pub use request::{ProxyRequest, ProxyResponse, Refused};
 pub use shared::{system_clock, utc_day, Clock};
 pub use status::KeyStatus;
+pub use webhooks::MAX_EVENTS;
 
 /// The gateway. Cheap to clone; all clones share the store, client and metrics.
 #[derive(Clone)]

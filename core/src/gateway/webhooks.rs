@@ -12,6 +12,8 @@ use crate::store::{StoredEvent, Webhook, WebhookFormat};
 
 /// Most webhooks one gateway keeps (each event is queued for every one of them).
 pub const MAX_WEBHOOKS: usize = 50;
+/// Most events one read of the event list returns.
+pub const MAX_EVENTS: usize = 1000;
 
 impl Webhook {
     /// A webhook from the admin API's JSON body (`POST /v1/webhooks`), with a new id and
@@ -104,6 +106,13 @@ impl Webhook {
         })
     }
 
+    /// The webhook as its creation answers it: the only time the secret is shown.
+    pub fn created_json(&self) -> Value {
+        let mut out = self.to_json();
+        out["secret"] = json!(self.secret);
+        out
+    }
+
     /// The webhook as listed: never its secret.
     pub fn to_json(&self) -> Value {
         json!({
@@ -184,9 +193,13 @@ impl Gateway {
         Ok(())
     }
 
-    /// The newest events, at most `limit` (1 to 1000; 0: 100).
+    /// The newest events, at most `limit` (1 to [`MAX_EVENTS`]; 0: 100).
     pub async fn events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
-        let limit = if limit == 0 { 100 } else { limit.min(1000) };
+        let limit = if limit == 0 {
+            100
+        } else {
+            limit.min(MAX_EVENTS)
+        };
         self.shared
             .store
             .blocking_op("events", move |s| s.events(limit))

@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+use vendorgate::gateway::MAX_EVENTS;
 use vendorgate_server::ServerError;
 
 use crate::keys::{handle, s};
@@ -118,9 +119,9 @@ pub async fn webhooks(cmd: WebhooksCommand) -> Result<(), ServerError> {
 }
 
 pub async fn events(a: EventsArgs) -> Result<(), ServerError> {
-    if !(1..=1000).contains(&a.limit) {
+    if !(1..=MAX_EVENTS).contains(&a.limit) {
         return Err(ServerError::Usage(format!(
-            "--limit {} is out of range: give 1 to 1000",
+            "--limit {} is out of range: give 1 to {MAX_EVENTS}",
             a.limit
         )));
     }
